@@ -1,0 +1,391 @@
+"""The security engine: synchronous, I/O-free, fed phase by phase.
+
+An :class:`Engine` is compiled once from a :class:`~apishield.policy.Policy` and is
+immutable; a hot reload builds a new one and swaps the reference. Each request gets
+a :class:`Transaction`, which adapters feed in phase order::
+
+    tx = engine.transaction(request_without_body)
+    verdict = tx.request_headers() or tx.request_body(body)
+    if verdict is None:  # not interrupted: forward, then
+        verdict = tx.response_headers(response) or tx.response_body(body)
+    event = tx.finish(status=...)      # always, in a ``finally``
+
+Each phase returns a :class:`~apishield.findings.Verdict` when the adapter must answer
+itself, or ``None``. Phases after an interruption return the same verdict and do
+nothing else. Nothing here raises for bad input or a failing check.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from apishield.checks import Check, registered_checks
+from apishield.clientip import ClientResolver
+from apishield.errors import PolicyError
+from apishield.events import SecurityEvent, new_event_id
+from apishield.findings import Action, Finding, Location, Mode, Phase, Severity, Source, Verdict
+from apishield.http import Request, Response
+from apishield.inputs import InputRejected, InputValue
+from apishield.normalize import decode_path, request_head_inputs
+from apishield.parsers import body_inputs
+from apishield.policy import CheckSettings, Exclusion, Policy, Route, resolve_mode
+from apishield.problem import problem_json
+from apishield.routes import RouteTable, compile_template
+
+_MODE_RANK = {Mode.OFF: 0, Mode.MONITOR: 1, Mode.BLOCK: 2}
+_REQUEST_PHASES = (Phase.REQUEST_HEADERS, Phase.REQUEST_BODY)
+ERROR_CHECK_ID = "engine.check_error"
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledCheck:
+    check: Check
+    mode_cap: Mode  # a check's own mode can only lower the mode in force
+    threshold: int
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledExclusion:
+    check: str
+    methods: frozenset[str]
+    path: str
+    matches_path: Callable[[str], object]
+    source: Source | None
+    name: str  # '' for any name; a trailing '*' matches a prefix
+
+    def applies_to(self, method: str, path: str) -> bool:
+        return ("*" in self.methods or method in self.methods) and bool(self.matches_path(path))
+
+    def excludes(self, check_id: str, location: Location) -> bool:
+        if self.check not in ("*", check_id):
+            return False
+        if self.source is not None and location.source is not self.source:
+            return False
+        if not self.name:
+            return True
+        if self.name.endswith("*"):
+            return location.name.startswith(self.name[:-1])
+        return location.name == self.name
+
+
+def _compile_exclusion(exclusion: Exclusion) -> _CompiledExclusion:
+    source: Source | None = None
+    name = ""
+    if exclusion.location != "*":
+        source_name, _, name = exclusion.location.partition(":")
+        try:
+            source = Source(source_name)
+        except ValueError:
+            known = ", ".join(s.value for s in Source)
+            raise PolicyError(
+                "<policy>",
+                [f"exclusions: unknown location source {source_name!r}; known: {known}"],
+            ) from None
+    if source in (Source.HEADER, Source.COOKIE, Source.COOKIE_KEY):
+        name = name.lower() if source is Source.HEADER else name
+    return _CompiledExclusion(
+        check=exclusion.check,
+        methods=frozenset(exclusion.methods),
+        path=exclusion.path,
+        matches_path=compile_template(exclusion.path).match,
+        source=source,
+        name=name,
+    )
+
+
+class Engine:
+    """A compiled, immutable policy that opens transactions.
+
+    ``clock`` (monotonic seconds) times the engine; ``wall_clock`` stamps events.
+    Both are injectable for tests.
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        clock: Callable[[], float] = time.perf_counter,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.policy = policy
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.mode = policy.engine_mode()
+        self.request_mode = resolve_mode(policy.directions.request, self.mode)
+        self.response_mode = resolve_mode(policy.directions.response, self.mode)
+        self.routes: RouteTable[Route] = RouteTable(
+            (r.path, r.methods, r) for r in policy.routes
+        )
+        self.client_resolver = ClientResolver(policy.trusted_proxies)
+        self.exclusions = tuple(_compile_exclusion(e) for e in policy.exclusions)
+        self.checks = self._compile_checks(policy)
+        self.checks_by_phase: dict[Phase, tuple[_CompiledCheck, ...]] = {
+            phase: tuple(c for c in self.checks if phase in c.check.phases) for phase in Phase
+        }
+        self.wants_response_body = bool(self.checks_by_phase[Phase.RESPONSE_BODY]) and (
+            self.response_mode is not Mode.OFF
+        )
+
+    @staticmethod
+    def _compile_checks(policy: Policy) -> tuple[_CompiledCheck, ...]:
+        compiled = []
+        problems = []
+        for check_id, cls in sorted(registered_checks().items()):
+            settings = policy.checks.get(check_id, CheckSettings())
+            if not settings.enabled or settings.mode == "off":
+                continue
+            try:
+                check = cls(settings, policy)
+            except (ValueError, TypeError) as exc:
+                problems.append(f"checks.{check_id}.options: {exc}")
+                continue
+            cap = Mode.BLOCK if settings.mode == "inherit" else Mode(settings.mode)
+            compiled.append(_CompiledCheck(check, cap, settings.threshold))
+        if problems:
+            raise PolicyError("<policy>", problems)
+        return tuple(compiled)
+
+    def transaction(self, request: Request) -> Transaction:
+        """Open a transaction for ``request`` (its body may be given later)."""
+        return Transaction(self, request)
+
+    def inspect(self, request: Request) -> Transaction:
+        """Run both request phases on a complete request; for offline analysis and tests."""
+        tx = Transaction(self, request)
+        if tx.request_headers() is None:
+            tx.request_body(request.body)
+        return tx
+
+
+class Transaction:
+    """One request/response pair moving through the engine's phases."""
+
+    def __init__(self, engine: Engine, request: Request) -> None:
+        self.engine = engine
+        self.request = request
+        self.response: Response | None = None
+        self.event_id = new_event_id(engine.wall_clock())
+        self.started = engine.wall_clock()
+        self.client_ip = engine.client_resolver.resolve(request.client, request.headers)
+        self.decoded_path = decode_path(request.path)
+        matched = engine.routes.match(request.method, self.decoded_path)
+        self.route = matched[0] if matched else ""
+        route_mode = matched[1].mode if matched else "inherit"
+        self._modes = {
+            "request": resolve_mode(route_mode, engine.request_mode)
+            if engine.mode is not Mode.OFF
+            else Mode.OFF,
+            "response": resolve_mode(route_mode, engine.response_mode)
+            if engine.mode is not Mode.OFF
+            else Mode.OFF,
+        }
+        self._exclusions = tuple(
+            e for e in engine.exclusions if e.applies_to(request.method, self.decoded_path)
+        )
+        self.findings: list[Finding] = []
+        self.verdict: Verdict | None = None
+        self._done: set[Phase] = set()
+        self._inputs: Sequence[InputValue] = ()
+        self._engine_seconds = 0.0
+        self._finished: SecurityEvent | None = None
+
+    # -- the view checks see -------------------------------------------------------
+
+    def inputs_for(self, check_id: str) -> Sequence[InputValue]:
+        """The current phase's inputs that ``check_id`` may inspect."""
+        if not self._exclusions:
+            return self._inputs
+        rules = [e for e in self._exclusions if e.check in ("*", check_id)]
+        if not rules:
+            return self._inputs
+        return [v for v in self._inputs if not any(r.excludes(check_id, v.location) for r in rules)]
+
+    # -- phases -------------------------------------------------------------------
+
+    def request_headers(self) -> Verdict | None:
+        """Phase 1: the request line and headers."""
+        return self._phase(Phase.REQUEST_HEADERS, self._extract_head)
+
+    def request_body(self, body: bytes | None = None) -> Verdict | None:
+        """Phase 2: the whole request body (``body`` replaces the request's, if given)."""
+        if body is not None and body is not self.request.body:
+            self.request = dataclasses.replace(self.request, body=body)
+        if Phase.REQUEST_HEADERS not in self._done:
+            verdict = self.request_headers()
+            if verdict is not None:
+                return verdict
+        return self._phase(Phase.REQUEST_BODY, self._extract_body)
+
+    def response_headers(self, response: Response) -> Verdict | None:
+        """Phase 3: the upstream's status and headers."""
+        self.response = response
+        return self._phase(Phase.RESPONSE_HEADERS, lambda: ())
+
+    def response_body(self, body: bytes) -> Verdict | None:
+        """Phase 4: the whole upstream response body."""
+        if self.response is not None:
+            self.response = dataclasses.replace(self.response, body=body)
+        return self._phase(Phase.RESPONSE_BODY, lambda: ())
+
+    def finish(self, status: int | None = None, upstream_ms: float | None = None) -> SecurityEvent:
+        """Phase 5, logging: the transaction's security event. Idempotent."""
+        if self._finished is not None:
+            return self._finished
+        verdict = self.verdict
+        if verdict is not None and verdict.interrupts:
+            label = verdict.action.value
+            final_status = verdict.status
+        else:
+            label = "monitor" if self.findings else "allow"
+            final_status = status if status is not None else (
+                self.response.status if self.response is not None else 0
+            )
+        self._finished = SecurityEvent(
+            event_id=self.event_id,
+            time=self.started,
+            client_ip=self.client_ip,
+            method=self.request.method,
+            path=self.request.path,
+            route=self.route,
+            status=final_status,
+            verdict=label,
+            findings=list(self.findings),
+            engine_ms=self._engine_seconds * 1000.0,
+            upstream_ms=upstream_ms,
+            reason=verdict.reason if verdict is not None else "",
+        )
+        return self._finished
+
+    # -- internals ----------------------------------------------------------------
+
+    def _phase(
+        self, phase: Phase, extract: Callable[[], Sequence[InputValue]]
+    ) -> Verdict | None:
+        if self.verdict is not None and self.verdict.interrupts:
+            return self.verdict
+        if phase in self._done:
+            return None
+        self._done.add(phase)
+        mode = self._modes["request" if phase in _REQUEST_PHASES else "response"]
+        if mode is Mode.OFF:
+            return None
+        start = self.engine.clock()
+        try:
+            return self._run_phase(phase, mode, extract)
+        finally:
+            self._engine_seconds += self.engine.clock() - start
+
+    def _run_phase(
+        self, phase: Phase, mode: Mode, extract: Callable[[], Sequence[InputValue]]
+    ) -> Verdict | None:
+        try:
+            self._inputs = extract()
+        except InputRejected as rejected:
+            return self._reject(rejected)
+        except Exception as exc:  # noqa: BLE001 - a parser bug must not take the request down
+            self._inputs = ()
+            return self._check_failed("input extraction", exc, mode)
+        blocking: list[Finding] = []
+        for compiled in self.engine.checks_by_phase[phase]:
+            try:
+                found = list(compiled.check.run(self, phase))
+            except Exception as exc:  # noqa: BLE001 - one failing check is recorded, not fatal
+                verdict = self._check_failed(compiled.check.id, exc, mode)
+                if verdict is not None:
+                    return verdict
+                continue
+            effective = mode if _MODE_RANK[compiled.mode_cap] >= _MODE_RANK[mode] else (
+                compiled.mode_cap
+            )
+            for finding in found:
+                stamped = finding.with_mode(effective)
+                self.findings.append(stamped)
+                if effective is Mode.BLOCK and finding.score >= compiled.threshold:
+                    blocking.append(stamped)
+        self._inputs = ()
+        if blocking:
+            return self._block(blocking)
+        return None
+
+    def _extract_head(self) -> Sequence[InputValue]:
+        return request_head_inputs(self.request, self.engine.policy.limits)
+
+    def _extract_body(self) -> Sequence[InputValue]:
+        request = self.request
+        if not request.body:
+            return ()
+        limits = self.engine.policy.limits
+        if len(request.body) > limits.max_body_bytes:
+            raise InputRejected(
+                "limits.body_size",
+                limits.statuses.body,
+                f"request body exceeds {limits.max_body_bytes} bytes",
+                Location(Source.BODY),
+            )
+        return body_inputs(request.body, request.headers.get("content-type"), limits)
+
+    def _block(self, blocking: list[Finding]) -> Verdict:
+        policy = self.engine.policy.block_response
+        checks = ", ".join(sorted({f.check for f in blocking}))
+        self.verdict = Verdict(
+            action=Action.BLOCK,
+            status=policy.status,
+            reason=f"blocked by {checks}",
+            findings=tuple(blocking),
+            event_id=self.event_id,
+            headers=tuple(policy.headers.items()),
+            body=problem_json(
+                status=policy.status,
+                title=policy.title,
+                detail="The request was blocked by the API security policy.",
+                event_id=self.event_id,
+                type_=policy.type,
+            ),
+        )
+        return self.verdict
+
+    def _reject(self, rejected: InputRejected) -> Verdict:
+        finding = Finding(
+            check=rejected.check,
+            category="protocol",
+            location=rejected.location,
+            message=rejected.message,
+            score=100,
+            severity=Severity.MEDIUM,
+            owasp="API4:2023 Unrestricted Resource Consumption"
+            if rejected.check.startswith("limits.")
+            else None,
+        )
+        self.findings.append(finding)
+        self.verdict = Verdict(
+            action=Action.REJECT,
+            status=rejected.status,
+            reason=rejected.message,
+            findings=(finding,),
+            event_id=self.event_id,
+            body=problem_json(
+                status=rejected.status,
+                title="Request rejected",
+                detail=rejected.message,
+                event_id=self.event_id,
+            ),
+        )
+        return self.verdict
+
+    def _check_failed(self, what: str, exc: Exception, mode: Mode) -> Verdict | None:
+        finding = Finding(
+            check=ERROR_CHECK_ID,
+            category="error",
+            location=Location(Source.PATH, self.request.path),
+            message=f"{what} failed: {type(exc).__name__}: {exc}",
+            score=100,
+            severity=Severity.HIGH,
+            mode=mode,
+        )
+        self.findings.append(finding)
+        if self.engine.policy.on_error == "closed" and mode is Mode.BLOCK:
+            return self._block([finding])
+        return None

@@ -1,0 +1,70 @@
+"""Security events: the one structured record every transaction ends in."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from apishield.findings import Finding
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_event_id(now: float | None = None) -> str:
+    """A ULID: 26 characters, sortable by time, unique without coordination."""
+    millis = int((time.time() if now is None else now) * 1000)
+    value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+@dataclass(slots=True)
+class SecurityEvent:
+    """What happened to one transaction and why.
+
+    ``verdict`` is ``allow``, ``monitor`` (findings recorded, nothing blocked),
+    ``block`` or ``reject``. Latencies are in milliseconds.
+    """
+
+    event_id: str
+    time: float
+    client_ip: str
+    method: str
+    path: str
+    route: str
+    status: int
+    verdict: str
+    findings: list[Finding] = field(default_factory=list)
+    identity: str | None = None
+    engine_ms: float = 0.0
+    upstream_ms: float | None = None
+    reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict; the schema every sink writes."""
+        return {
+            "event_id": self.event_id,
+            "time": self.time,
+            "client_ip": self.client_ip,
+            "identity": self.identity,
+            "method": self.method,
+            "path": self.path,
+            "route": self.route,
+            "status": self.status,
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "findings": [f.to_json() for f in self.findings],
+            "engine_ms": round(self.engine_ms, 4),
+            "upstream_ms": None if self.upstream_ms is None else round(self.upstream_ms, 3),
+        }
+
+    def to_bytes(self) -> bytes:
+        """One JSON line, without the newline."""
+        return orjson.dumps(self.to_json())

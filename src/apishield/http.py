@@ -1,0 +1,97 @@
+"""Framework-neutral HTTP values: the only shapes adapters hand to the engine.
+
+Adapters translate whatever their server gives them into these immutable values;
+the engine never sees a socket, a framework object or a coroutine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+
+class Headers:
+    """An immutable, ordered, case-insensitive multi-map of header names to values.
+
+    Names and values are ``str`` (decoded as latin-1 by adapters, as HTTP/1.1 allows).
+    Order and duplicates are preserved so that the upstream sees exactly what arrived.
+    """
+
+    __slots__ = ("_index", "_items")
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._items: tuple[tuple[str, str], ...] = tuple(items)
+        index: dict[str, list[str]] = {}
+        for name, value in self._items:
+            index.setdefault(name.lower(), []).append(value)
+        self._index = index
+
+    @classmethod
+    def from_raw(cls, raw: Iterable[tuple[bytes, bytes]]) -> Headers:
+        """Build from the ``(name, value)`` byte pairs that servers such as ASGI give."""
+        return cls((n.decode("latin-1"), v.decode("latin-1")) for n, v in raw)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first value of ``name``, or ``default``."""
+        values = self._index.get(name.lower())
+        return values[0] if values else default
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of ``name`` in arrival order."""
+        return list(self._index.get(name.lower(), ()))
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._index
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Headers) and self._items == other._items
+
+    def __hash__(self) -> int:
+        return hash(self._items)
+
+    def __repr__(self) -> str:
+        return f"Headers({list(self._items)!r})"
+
+    def raw(self) -> list[tuple[bytes, bytes]]:
+        """The headers as latin-1 byte pairs, for adapters writing them back out."""
+        return [(n.encode("latin-1"), v.encode("latin-1")) for n, v in self._items]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One HTTP request as the engine sees it.
+
+    ``path`` is the raw path (percent-encoding kept) and ``query`` the raw query
+    string without ``?``; normalisation happens in the engine, not in adapters.
+    ``client`` is the TCP peer address; the engine derives the real client from
+    forwarding headers only when the peer is a trusted proxy.
+    """
+
+    method: str
+    path: str
+    query: str = ""
+    headers: Headers = field(default_factory=Headers)
+    body: bytes = b""
+    client: str = ""
+    scheme: str = "http"
+    http_version: str = "1.1"
+
+    @property
+    def target(self) -> str:
+        """The request target as it appeared on the request line."""
+        return f"{self.path}?{self.query}" if self.query else self.path
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """One HTTP response as the engine sees it."""
+
+    status: int
+    headers: Headers = field(default_factory=Headers)
+    body: bytes = b""
