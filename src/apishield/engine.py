@@ -116,9 +116,7 @@ class Engine:
         self.mode = policy.engine_mode()
         self.request_mode = resolve_mode(policy.directions.request, self.mode)
         self.response_mode = resolve_mode(policy.directions.response, self.mode)
-        self.routes: RouteTable[Route] = RouteTable(
-            (r.path, r.methods, r) for r in policy.routes
-        )
+        self.routes: RouteTable[Route] = RouteTable((r.path, r.methods, r) for r in policy.routes)
         self.client_resolver = ClientResolver(policy.trusted_proxies)
         self.exclusions = tuple(_compile_exclusion(e) for e in policy.exclusions)
         self.checks = self._compile_checks(policy)
@@ -240,8 +238,10 @@ class Transaction:
             final_status = verdict.status
         else:
             label = "monitor" if self.findings else "allow"
-            final_status = status if status is not None else (
-                self.response.status if self.response is not None else 0
+            final_status = (
+                status
+                if status is not None
+                else (self.response.status if self.response is not None else 0)
             )
         self._finished = SecurityEvent(
             event_id=self.event_id,
@@ -261,9 +261,7 @@ class Transaction:
 
     # -- internals ----------------------------------------------------------------
 
-    def _phase(
-        self, phase: Phase, extract: Callable[[], Sequence[InputValue]]
-    ) -> Verdict | None:
+    def _phase(self, phase: Phase, extract: Callable[[], Sequence[InputValue]]) -> Verdict | None:
         if self.verdict is not None and self.verdict.interrupts:
             return self.verdict
         if phase in self._done:
@@ -285,20 +283,20 @@ class Transaction:
             self._inputs = extract()
         except InputRejected as rejected:
             return self._reject(rejected)
-        except Exception as exc:  # noqa: BLE001 - a parser bug must not take the request down
+        except Exception as exc:
             self._inputs = ()
             return self._check_failed("input extraction", exc, mode)
         blocking: list[Finding] = []
         for compiled in self.engine.checks_by_phase[phase]:
             try:
                 found = list(compiled.check.run(self, phase))
-            except Exception as exc:  # noqa: BLE001 - one failing check is recorded, not fatal
+            except Exception as exc:
                 verdict = self._check_failed(compiled.check.id, exc, mode)
                 if verdict is not None:
                     return verdict
                 continue
-            effective = mode if _MODE_RANK[compiled.mode_cap] >= _MODE_RANK[mode] else (
-                compiled.mode_cap
+            effective = (
+                mode if _MODE_RANK[compiled.mode_cap] >= _MODE_RANK[mode] else (compiled.mode_cap)
             )
             for finding in found:
                 stamped = finding.with_mode(effective)

@@ -1,10 +1,10 @@
 """The exception tree. Verdicts are values; these are for real failures.
 
-    ApishieldError
-    ├── PolicyError        a policy file or value is invalid (lists every problem)
-    ├── StorageError       a state backend failed (wraps the driver's error)
-    └── UpstreamError      the proxy could not reach or read an upstream
-        └── UpstreamTimeout
+ApishieldError
+├── PolicyError        a policy file or value is invalid (lists every problem)
+├── StorageError       a state backend failed (wraps the driver's error)
+└── UpstreamError      the proxy could not reach or read an upstream
+    └── UpstreamTimeout
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -68,3 +68,16 @@ class SecurityEvent:
     def to_bytes(self) -> bytes:
         """One JSON line, without the newline."""
         return orjson.dumps(self.to_json())
+
+
+class EventSink(Protocol):
+    """Where events go. ``emit`` must not block the caller for I/O (sinks buffer)."""
+
+    def emit(self, event: SecurityEvent) -> None:
+        """Queue ``event`` for writing."""
+
+    def flush(self) -> None:
+        """Write everything queued so far."""
+
+    def close(self) -> None:
+        """Flush and release resources."""

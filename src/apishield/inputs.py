@@ -26,7 +26,7 @@ class InputValue:
     text: str
 
 
-class InputRejected(Exception):  # noqa: N818 - a signal inside the engine, not an error type
+class InputRejected(Exception):
     """Raised inside extraction when a request breaks a limit or cannot be parsed.
 
     The engine turns it into a ``REJECT`` verdict; it never leaves the engine.

@@ -177,7 +177,7 @@ class Server(_Model):
     @field_validator("listen")
     @classmethod
     def _listen(cls, listen: str) -> str:
-        host, sep, port = listen.rpartition(":")
+        _, sep, port = listen.rpartition(":")
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError(f"listen {listen!r} must be host:port")
         return listen
@@ -224,8 +224,9 @@ class Policy(_Model):
     )
     block_response: BlockResponse = Field(default_factory=BlockResponse)
     on_error: Literal["open", "closed"] = Field(
-        "open", description="When a check raises: 'open' lets the request through, "
-        "'closed' blocks it; the error is recorded either way"
+        "open",
+        description="When a check raises: 'open' lets the request through, "
+        "'closed' blocks it; the error is recorded either way",
     )
     server: Server = Field(default_factory=Server)
     events: Events = Field(default_factory=Events)
@@ -242,7 +243,7 @@ class Policy(_Model):
 
     @model_validator(mode="after")
     def _cross_references(self) -> Policy:
-        from apishield.checks import registered_checks  # late: checks import the policy
+        from apishield.checks import registered_checks  # noqa: PLC0415 - checks import policy
 
         known = set(registered_checks())
         for name in self.checks:
@@ -335,4 +336,3 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
         else:
             return line
     return line
-
