@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from apishield.checks import Check, registered_checks
@@ -100,7 +100,8 @@ class Engine:
     """A compiled, immutable policy that opens transactions.
 
     ``clock`` (monotonic seconds) times the engine; ``wall_clock`` stamps events.
-    Both are injectable for tests.
+    ``checks`` replaces the registry of available checks (default: every registered
+    check). All three are injectable for tests and embedding.
     """
 
     def __init__(
@@ -109,6 +110,7 @@ class Engine:
         *,
         clock: Callable[[], float] = time.perf_counter,
         wall_clock: Callable[[], float] = time.time,
+        checks: Mapping[str, type[Check]] | None = None,
     ) -> None:
         self.policy = policy
         self.clock = clock
@@ -119,7 +121,9 @@ class Engine:
         self.routes: RouteTable[Route] = RouteTable((r.path, r.methods, r) for r in policy.routes)
         self.client_resolver = ClientResolver(policy.trusted_proxies)
         self.exclusions = tuple(_compile_exclusion(e) for e in policy.exclusions)
-        self.checks = self._compile_checks(policy)
+        self.checks = self._compile_checks(
+            policy, registered_checks() if checks is None else checks
+        )
         self.checks_by_phase: dict[Phase, tuple[_CompiledCheck, ...]] = {
             phase: tuple(c for c in self.checks if phase in c.check.phases) for phase in Phase
         }
@@ -128,10 +132,12 @@ class Engine:
         )
 
     @staticmethod
-    def _compile_checks(policy: Policy) -> tuple[_CompiledCheck, ...]:
+    def _compile_checks(
+        policy: Policy, available: Mapping[str, type[Check]]
+    ) -> tuple[_CompiledCheck, ...]:
         compiled = []
         problems = []
-        for check_id, cls in sorted(registered_checks().items()):
+        for check_id, cls in sorted(available.items()):
             settings = policy.checks.get(check_id, CheckSettings())
             if not settings.enabled or settings.mode == "off":
                 continue
