@@ -63,9 +63,7 @@ def parse_raw_request(data: bytes, *, client: str = "127.0.0.1") -> Request:
     Bare ``\\n`` line endings are accepted (hand-written files); a ``Content-Length``
     shorter than the body trims it; chunked bodies are de-chunked.
     """
-    head, sep, body = data.partition(b"\r\n\r\n")
-    if not sep:
-        head, sep, body = data.partition(b"\n\n")
+    head, body = _split_head(data)
     lines = head.decode("latin-1").replace("\r\n", "\n").split("\n")
     parts = lines[0].split()
     if len(parts) != 3 or not parts[2].startswith("HTTP/"):
@@ -89,6 +87,16 @@ def parse_raw_request(data: bytes, *, client: str = "127.0.0.1") -> Request:
         client=client,
         http_version=version.removeprefix("HTTP/"),
     )
+
+
+def _split_head(data: bytes) -> tuple[bytes, bytes]:
+    """Split at the first blank line, whichever line ending the head uses."""
+    candidates = [(data.find(sep), sep) for sep in (b"\r\n\r\n", b"\n\n")]
+    found = [(index, sep) for index, sep in candidates if index >= 0]
+    if not found:
+        return data, b""
+    index, sep = min(found)
+    return data[:index], data[index + len(sep) :]
 
 
 def _frame_body(body: bytes, headers: Headers) -> bytes:
