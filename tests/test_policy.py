@@ -52,7 +52,8 @@ def test_policy_is_immutable() -> None:
     [
         ("mode: blok\n", "line 1: mode: Input should be 'off', 'monitor' or 'block'"),
         ("limits:\n  max_body_bytes: -1\n", "line 2: limits.max_body_bytes"),
-        ("checks:\n  sqly: {}\n", "unknown check; known checks:"),
+        ("checks:\n  sqly: {}\n", "line 2: checks.sqly: unknown check; known checks:"),
+        ("exclusions:\n  - {check: nope}\n", "line 2: exclusions.0.check: unknown check 'nope'"),
         ("routes:\n  - path: users\n", "line 2: routes.0.path: path template 'users' must start"),
         ("routes:\n  - path: /a/{id\n", "malformed '{name}' parameter"),
         ("routes:\n  - {path: /a, methods: [FETCH]}\n", "unknown HTTP method(s): FETCH"),
@@ -64,7 +65,7 @@ def test_policy_is_immutable() -> None:
         ("mode: [unclosed\n", "not valid YAML"),
         (
             "upstreams:\n  main: {url: 'http://a'}\nroutes:\n  - {path: /x, upstream: other}\n",
-            "names unknown upstream 'other'",
+            "line 4: routes.0.upstream: unknown upstream 'other'",
         ),
     ],
 )

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from apishield.errors import PolicyError
 from apishield.findings import Mode
@@ -241,26 +241,6 @@ class Policy(_Model):
                 raise ValueError(f"trusted proxy {cidr!r} is not an IP network") from exc
         return cidrs
 
-    @model_validator(mode="after")
-    def _cross_references(self) -> Policy:
-        from apishield.checks import registered_checks  # noqa: PLC0415 - checks import policy
-
-        known = set(registered_checks())
-        for name in self.checks:
-            if name not in known:
-                raise ValueError(
-                    f"checks.{name}: unknown check; known checks: {', '.join(sorted(known))}"
-                )
-        for exclusion in self.exclusions:
-            if exclusion.check != "*" and exclusion.check not in known:
-                raise ValueError(f"exclusions: unknown check {exclusion.check!r}")
-        for route in self.routes:
-            if self.upstreams and route.upstream not in self.upstreams:
-                raise ValueError(
-                    f"routes: route {route.path!r} names unknown upstream {route.upstream!r}"
-                )
-        return self
-
     def engine_mode(self) -> Mode:
         """The engine-wide mode as an enum."""
         return Mode(self.mode)
@@ -275,10 +255,42 @@ def resolve_mode(setting: ModeSetting, parent: Mode) -> Mode:
 
 def policy_from_dict(data: dict[str, Any], *, source: str = "<policy>") -> Policy:
     """Validate a policy given as plain data; errors name the fields."""
+    return _validate(data, None, source)
+
+
+def _validate(data: dict[str, Any], root: yaml.Node | None, source: str) -> Policy:
     try:
-        return Policy.model_validate(data)
+        policy = Policy.model_validate(data)
     except ValidationError as exc:
-        raise PolicyError(source, [_describe(err, None) for err in exc.errors()]) from exc
+        raise PolicyError(source, [_describe(err, root) for err in exc.errors()]) from exc
+    problems = [_describe({"loc": loc, "msg": msg}, root) for loc, msg in _dangling(policy)]
+    if problems:
+        raise PolicyError(source, problems)
+    return policy
+
+
+def _dangling(policy: Policy) -> list[tuple[tuple[str | int, ...], str]]:
+    """References to checks and upstreams that do not exist."""
+    from apishield.checks import registered_checks  # noqa: PLC0415 - checks import policy
+
+    known = set(registered_checks())
+    listing = ", ".join(sorted(known))
+    problems: list[tuple[tuple[str | int, ...], str]] = [
+        (("checks", name), f"unknown check; known checks: {listing}")
+        for name in policy.checks
+        if name not in known
+    ]
+    problems += [
+        (("exclusions", i, "check"), f"unknown check {e.check!r}; known checks: {listing}")
+        for i, e in enumerate(policy.exclusions)
+        if e.check != "*" and e.check not in known
+    ]
+    problems += [
+        (("routes", i, "upstream"), f"unknown upstream {r.upstream!r}")
+        for i, r in enumerate(policy.routes)
+        if policy.upstreams and r.upstream not in policy.upstreams
+    ]
+    return problems
 
 
 def load_policy(path: str | os.PathLike[str]) -> Policy:
@@ -302,10 +314,7 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
         data = {}
     if not isinstance(data, dict):
         raise PolicyError(source, ["the top level must be a mapping of options"])
-    try:
-        return Policy.model_validate(data)
-    except ValidationError as exc:
-        raise PolicyError(source, [_describe(err, node) for err in exc.errors()]) from exc
+    return _validate(data, node, source)
 
 
 def _describe(error: Any, root: yaml.Node | None) -> str:
