@@ -1,1 +1,97 @@
-"""Placeholder removed by the detection work."""
+"""OS command injection: shell separators or substitution followed by a command.
+
+Values are matched as written and, when they hold quoting or variable tricks,
+once more after removing them (``c'a't`` → ``cat``, ``$u/bin$u/id`` → ``/bin/id``).
+"""
+
+from __future__ import annotations
+
+import re
+
+from apishield.checks import ValueCheck, register
+from apishield.findings import Finding
+from apishield.inputs import InputValue
+from apishield.policy import CheckSettings, Policy
+from apishield.signatures import (
+    Hit,
+    Signature,
+    SignatureSet,
+    is_plain,
+    register_signatures,
+    signatures_for,
+)
+
+# Commands recognisable on their own right after a separator ("; id", "| whoami").
+_ALONE = (
+    r"(?:id|whoami|uname|ifconfig|ipconfig|netstat|pwd|ls|printenv|hostname|systeminfo"
+    r"|tasklist|ver|getuid|ps)"
+)
+# Commands that need a shell-like argument to count ("; cat /etc/passwd").
+_WITH_ARG = (
+    r"(?:cat|tac|head|tail|more|less|nl|ls|dir|echo|printf|ping|nslookup|dig|curl|wget"
+    r"|nc|ncat|netcat|telnet|bash|sh|zsh|ksh|csh|dash|python[23]?|perl|ruby|php|node|lua"
+    r"|chmod|chown|rm|mv|cp|touch|mkdir|kill|sleep|find|grep|awk|sed|xargs|base64|sudo|su"
+    r"|crontab|tftp|ftp|ssh|scp|socat|nohup|exec|eval|cmd|powershell|pwsh|certutil"
+    r"|bitsadmin|type|wmic|mshta|rundll32|regsvr32|cscript|wscript|net|reg|start|timeout)"
+)
+_SEP = r"(?:[;|\n`]|&&?|\$\()"
+_ARG = r"\s+[-/$~.'\"\\%][^\s;|&`]*"
+_END = r"(?:\s*$|\s*[;|&`)<>])"
+_DEOBFUSCATE = re.compile(r"\$\{[^}\s]{0,20}\}|\$[a-z_]\w*|\$[@*#?\d]|['\"\\^]", re.IGNORECASE)
+_IFS = re.compile(r"\$\{?IFS\}?(?:\$\d)?", re.IGNORECASE)
+_TRICKS = frozenset("'\"\\$^")
+
+register_signatures(
+    Signature("cmdi." + name, "cmdi", pattern, label, score)
+    for name, pattern, label, score in (
+        ("substitution", rf"(?:`|\$\()\s*(?:{_ALONE}|{_WITH_ARG})\b", "command substitution", 95),
+        ("chained", rf"{_SEP}\s*{_ALONE}{_END}", "chained command", 90),
+        ("chained_arg", rf"{_SEP}\s*{_WITH_ARG}{_ARG}", "chained command", 90),
+        ("binary_path", r"(?:^|[;|&`(\n]\s*)/(?:usr/(?:local/)?)?s?bin/\w", "binary path", 85),
+        ("ifs", r"\$\{IFS\}|\$IFS\b", "$IFS word splitting", 90),
+        ("dev_tcp", r"/dev/(?:tcp|udp)/", "reverse shell", 95),
+        ("netcat_exec", r"\bnc(?:at)?(?:\s+-\w+)*\s+-[ec]\s", "reverse shell", 95),
+        ("windows_shell", r"\bcmd(?:\.exe)?\s*/[ck]\b", "Windows shell", 95),
+        (
+            "powershell",
+            r"\b(?:powershell|pwsh)(?:\.exe)?\s+-(?:e|enc|encodedcommand|c|command|nop|w)\b",
+            "PowerShell",
+            90,
+        ),
+        ("shellshock", r"\(\s*\)\s*\{\s*:?\s*;?\s*\}\s*;", "Shellshock function definition", 95),
+    )
+)
+
+
+@register
+class CommandInjection(ValueCheck):
+    """OS command injection through shell separators, substitution or shell tricks."""
+
+    id = "cmdi"
+    category = "injection"
+    description = "Shell command injection in any request value"
+
+    def __init__(self, settings: CheckSettings, policy: Policy) -> None:
+        super().__init__(settings, policy)
+        self.signatures = SignatureSet(signatures_for(self.id))
+
+    def inspect(self, value: InputValue) -> Finding | None:
+        text = value.text
+        if is_plain(text):
+            return None
+        hit = self.signatures.best(text)
+        if hit is None and not _TRICKS.isdisjoint(text):
+            hit = self.signatures.best(deobfuscate(text))
+        if hit is None:
+            return None
+        return self._found(value, hit)
+
+    def _found(self, value: InputValue, hit: Hit) -> Finding:
+        label = hit.signature.label
+        message = f"Command injection: {label} `{hit.evidence}`"
+        return self.finding(value.location, message, hit.evidence, hit.signature.score)
+
+
+def deobfuscate(text: str) -> str:
+    """``text`` with shell quoting, escapes and variable expansions removed."""
+    return _DEOBFUSCATE.sub("", _IFS.sub(" ", text))

@@ -1,28 +1,122 @@
-"""SQL injection detection."""
+"""SQL injection: libinjection's tokenizer first, own signatures for what it misses."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import libinjection
 
 from apishield.checks import ValueCheck, register
 from apishield.findings import Finding
 from apishield.inputs import InputValue
+from apishield.policy import CheckSettings, Policy
+from apishield.signatures import (
+    Signature,
+    SignatureSet,
+    is_plain,
+    register_signatures,
+    signatures_for,
+)
+
+_C = r"(?:\s|/\*.*?\*/|\+)"  # SQL whitespace, including inline comments
+LIBINJECTION_SCORE = 90
+
+register_signatures(
+    Signature("sqli." + name, "sqli", pattern, label, score)
+    for name, pattern, label, score in (
+        ("time_delay", r"\b(?:sleep|pg_sleep|benchmark)\s*\(\s*[\d(]", "time-based blind", 90),
+        ("waitfor", r"\bwaitfor\s+(?:delay|time)\s*['\"]", "time-based blind", 95),
+        (
+            "union_select",
+            rf"\bunion{_C}+(?:(?:all|distinct){_C}+)?\(?\s*select\b",
+            "UNION query",
+            90,
+        ),
+        (
+            "stacked",
+            r";\s*(?:(?:drop|truncate|alter)\s+(?:table|database|schema|user)\b"
+            r"|insert\s+into\b|delete\s+from\b|update\s+\w+\s+set\b|shutdown\b"
+            r"|exec(?:ute)?\s+(?:xp_|sp_|master\.)|declare\s+@)",
+            "stacked query",
+            90,
+        ),
+        (
+            "schema",
+            r"\b(?:information_schema|mysql\.user|pg_catalog|pg_shadow|sqlite_master"
+            r"|sys\.(?:objects|tables|columns)|all_tables|sysobjects)\b",
+            "schema enumeration",
+            75,
+        ),
+        ("file_io", r"\bload_file\s*\(|\binto\s+(?:out|dump)file\b", "file read/write", 90),
+        ("error_based", r"\b(?:extractvalue|updatexml)\s*\(|\bexp\s*\(\s*~", "error-based", 85),
+        ("xp_cmdshell", r"\bxp_cmdshell\b", "xp_cmdshell", 95),
+        ("version_probe", r"@@(?:version|datadir|hostname|basedir)\b", "server probe", 75),
+        (
+            "versioned_comment",
+            r"/\*!\d*\s*(?:select|union|and|or)\b",
+            "MySQL versioned comment",
+            85,
+        ),
+        (
+            "char_chain",
+            r"\b(?:concat|char|chr|group_concat)\s*\(\s*(?:(?:0x[0-9a-f]+|\d+)\s*,\s*){2,}",
+            "encoded string building",
+            75,
+        ),
+    )
+)
+
+# libinjection fingerprint tokens mapped to what they reveal, most telling first.
+_FINGERPRINT_KINDS = (("U", "UNION query"), (";", "stacked query"), ("&", "tautology"))
 
 
 @register
 class SqlInjection(ValueCheck):
-    """SQL injection, by libinjection's SQL tokenizer and fingerprints."""
+    """SQL injection, by libinjection's SQL tokenizer and fingerprints plus signatures."""
 
     id = "sqli"
     category = "injection"
+    owasp = None
+    description = "SQL injection in any request value"
+
+    def __init__(self, settings: CheckSettings, policy: Policy) -> None:
+        super().__init__(settings, policy)
+        self.signatures = SignatureSet(signatures_for(self.id))
 
     def inspect(self, value: InputValue) -> Finding | None:
-        result = libinjection.is_sql_injection(value.text)
-        if not result["is_sqli"]:
+        text = value.text
+        if is_plain(text):
             return None
-        return self.finding(
-            value.location,
-            "SQL injection",
-            value.text,
-            90,
-        )
+        hit = self.signatures.best(text)
+        if hit is not None and hit.signature.score >= LIBINJECTION_SCORE:
+            return self._found(value, hit.signature.label, hit.evidence, hit.signature.score)
+        result = libinjection.is_sql_injection(text)
+        if result["is_sqli"]:
+            kind = _kind(result["fingerprint"])
+            return self._found(value, kind, _token_span(result, text), LIBINJECTION_SCORE)
+        if hit is not None:
+            return self._found(value, hit.signature.label, hit.evidence, hit.signature.score)
+        return None
+
+    def _found(self, value: InputValue, kind: str, evidence: str, score: int) -> Finding:
+        return self.finding(value.location, f"SQL injection: {kind} `{evidence}`", evidence, score)
+
+
+def _kind(fingerprint: str) -> str:
+    """What a libinjection fingerprint shows, e.g. ``s&sos`` is a tautology."""
+    for token, kind in _FINGERPRINT_KINDS:
+        if token in fingerprint:
+            return kind
+    if fingerprint.endswith("c"):
+        return "comment truncation"
+    return f"SQL syntax (fingerprint {fingerprint})"
+
+
+def _token_span(result: dict[str, Any], text: str) -> str:
+    """The part of ``text`` covered by libinjection's tokens."""
+    tokens = [t for t in result.get("token_vector", ()) if t["len"]]
+    if not tokens:
+        return text
+    start = max(0, min(t["pos"] for t in tokens) - 1)
+    end = max(t["pos"] + t["len"] for t in tokens) + 1
+    return text[start:end].strip() or text

@@ -1,1 +1,118 @@
-"""Placeholder removed by the detection work."""
+"""Path traversal and local file inclusion: ``../`` climbs, sensitive files, wrappers.
+
+Values are canonicalised first: leftover percent-encoding (double encoding),
+overlong UTF-8 and %u forms of ``.``, ``/`` and ``\\`` are decoded, and
+backslashes become slashes, so ``..%252f`` and ``..\\`` read as ``../``.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote
+
+from apishield.checks import ValueCheck, register
+from apishield.findings import Finding
+from apishield.inputs import InputValue
+from apishield.policy import CheckSettings, Policy
+from apishield.signatures import (
+    Signature,
+    SignatureSet,
+    register_signatures,
+    signatures_for,
+)
+
+_DECODE_ROUNDS = 2
+_ALIASES = {
+    "%c0%ae": ".",
+    "%e0%80%ae": ".",
+    "%c0%af": "/",
+    "%e0%80%af": "/",
+    "%c1%9c": "/",
+    "%c0%5c": "/",
+    "%u002e": ".",
+    "%u002f": "/",
+    "%u005c": "/",
+    "%u2215": "/",
+    "%u2216": "/",
+    "%uff0e": ".",
+    "\uff0e": ".",
+    "\uff0f": "/",
+    "\u2215": "/",
+    "\\": "/",
+}
+_ALIAS = re.compile("|".join(re.escape(a) for a in _ALIASES), re.IGNORECASE)
+_TRIGGERS = frozenset("./\\%:\uff0e\uff0f\u2215")
+
+register_signatures(
+    Signature("traversal." + name, "traversal", pattern, label, score)
+    for name, pattern, label, score in (
+        ("climb_deep", r"(?:\.{2,}/+){2,}", "repeated ../ climb", 90),
+        ("climb", r"(?:^|[/=:\s'\"])\.{2,}/|/\.{2,}$", "../ climb", 60),
+        (
+            "unix_file",
+            r"/etc/(?:passwd|shadow|group|gshadow|hosts|hostname|issue|sudoers|crontab|fstab"
+            r"|motd|profile|environment)\b|/proc/(?:self|\d+)/(?:environ|cmdline|fd|maps|status"
+            r"|cwd|root|mem|exe)\b",
+            "sensitive file",
+            90,
+        ),
+        (
+            "windows_file",
+            r"\b(?:win|system|boot)\.ini\b|\b[a-z]:/+(?:windows|winnt)/"
+            r"|/(?:windows|winnt)/+(?:system32|win\.ini)",
+            "Windows system file",
+            90,
+        ),
+        (
+            "secret_file",
+            r"/\.(?:htaccess|htpasswd|git/(?:config|HEAD)|aws/credentials|ssh/(?:id_\w+"
+            r"|authorized_keys))\b|/\.env$|/web\.config\b",
+            "secret file",
+            75,
+        ),
+        (
+            "wrapper",
+            r"\b(?:php://(?:filter|input|stdin|memory|temp|fd)|file://|phar://|zip://"
+            r"|expect://|glob://|compress\.(?:zlib|bzip2)://|data://)",
+            "stream wrapper",
+            85,
+        ),
+        ("null_byte", r"\.\w{1,5}\x00", "null byte after a file name", 70),
+    )
+)
+
+
+@register
+class PathTraversal(ValueCheck):
+    """Directory traversal, sensitive file paths and stream wrappers in request values."""
+
+    id = "traversal"
+    category = "path_traversal"
+    description = "Path traversal and local file inclusion in any request value"
+
+    def __init__(self, settings: CheckSettings, policy: Policy) -> None:
+        super().__init__(settings, policy)
+        self.signatures = SignatureSet(signatures_for(self.id))
+
+    def inspect(self, value: InputValue) -> Finding | None:
+        text = value.text
+        if _TRIGGERS.isdisjoint(text):
+            return None
+        hit = self.signatures.best(canonical_path(text))
+        if hit is None:
+            return None
+        message = f"Path traversal: {hit.signature.label} `{hit.evidence}`"
+        return self.finding(value.location, message, hit.evidence, hit.signature.score)
+
+
+def canonical_path(text: str) -> str:
+    """``text`` with path encodings undone and backslashes turned into slashes."""
+    for _ in range(_DECODE_ROUNDS):
+        if "%" not in text:
+            break
+        text = unquote(_ALIAS.sub(_alias, text), errors="replace")
+    return _ALIAS.sub(_alias, text)
+
+
+def _alias(match: re.Match[str]) -> str:
+    return _ALIASES[match.group(0).lower()]

@@ -1,1 +1,80 @@
-"""Placeholder removed by the detection work."""
+"""Cross-site scripting: libinjection's HTML5 tokenizer plus signatures for script sinks."""
+
+from __future__ import annotations
+
+import libinjection
+
+from apishield.checks import ValueCheck, register
+from apishield.findings import Finding
+from apishield.inputs import InputValue
+from apishield.policy import CheckSettings, Policy
+from apishield.signatures import (
+    Signature,
+    SignatureSet,
+    is_plain,
+    register_signatures,
+    signatures_for,
+)
+
+LIBINJECTION_SCORE = 90
+_HANDLER = r"on[a-z]{3,}\s*="
+
+register_signatures(
+    Signature("xss." + name, "xss", pattern, label, score)
+    for name, pattern, label, score in (
+        ("script_tag", r"<\s*/?\s*script\b", "script tag", 95),
+        ("event_handler", rf"<[a-z!/?][^>]*?[\s/\"'`]{_HANDLER}", "event handler attribute", 90),
+        ("script_uri", r"(?:java|vb|live)script\s*:[^\s]*?[(`=]", "script URI", 85),
+        (
+            "active_tag",
+            r"<\s*(?:iframe|frame|frameset|object|embed|applet|base|meta|link|import)\b",
+            "active content tag",
+            70,
+        ),
+        (
+            "js_sink",
+            r"\bdocument\s*\.\s*(?:cookie|domain|write(?:ln)?)\b|\.innerHTML\s*=|\beval\s*\("
+            r"|\bString\s*\.\s*fromCharCode\s*\(|\bwindow\s*\.\s*location\s*="
+            r"|\b(?:alert|prompt|confirm)\s*(?:`|\(\s*(?:[\d'\"`/]|document|window))",
+            "script sink",
+            75,
+        ),
+        (
+            "data_uri",
+            r"\bdata\s*:\s*(?:text/html|image/svg\+xml|application/(?:x-)?(?:java|ecma)script)",
+            "HTML data URI",
+            80,
+        ),
+        ("css_expression", r":\s*expression\s*\(|-moz-binding\s*:", "CSS expression", 75),
+    )
+)
+
+
+@register
+class CrossSiteScripting(ValueCheck):
+    """XSS, by libinjection's HTML5 tokenizer and signatures for script sinks."""
+
+    id = "xss"
+    category = "injection"
+    description = "HTML and JavaScript injection in any request value"
+
+    def __init__(self, settings: CheckSettings, policy: Policy) -> None:
+        super().__init__(settings, policy)
+        self.signatures = SignatureSet(signatures_for(self.id))
+
+    def inspect(self, value: InputValue) -> Finding | None:
+        text = value.text
+        if is_plain(text):
+            return None
+        hit = self.signatures.best(text)
+        if hit is not None and hit.signature.score >= LIBINJECTION_SCORE:
+            return self._found(value, hit.signature.label, hit.evidence, hit.signature.score)
+        if libinjection.is_xss(text)["is_xss"]:
+            evidence = hit.evidence if hit is not None else text
+            return self._found(value, "HTML/script markup", evidence, LIBINJECTION_SCORE)
+        if hit is not None:
+            return self._found(value, hit.signature.label, hit.evidence, hit.signature.score)
+        return None
+
+    def _found(self, value: InputValue, kind: str, evidence: str, score: int) -> Finding:
+        return self.finding(value.location, f"XSS: {kind} `{evidence}`", evidence, score)

@@ -1,0 +1,129 @@
+"""Signature matching: detector patterns compiled into one hyperscan database.
+
+Detectors declare :class:`Signature` values at import time with
+:func:`register_signatures`. A :class:`SignatureSet` compiles any selection of them
+into a single hyperscan database, so one pass over a value finds every hit of
+every signature in the set. Sets are built when a policy is compiled and are
+read-only afterwards; the scratch space hyperscan needs is kept per thread.
+
+:func:`is_plain` is the cheap pre-test every detector runs first: values made only
+of letters, digits and a few inert punctuation marks cannot carry an injection.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import hyperscan
+
+DEFAULT_FLAGS = (
+    hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SOM_LEFTMOST | hyperscan.HS_FLAG_DOTALL
+)
+_PLAIN = re.compile(r"[A-Za-z0-9_.,:@+\-]*")
+_REGISTRY: dict[str, Signature] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """One pattern of one check.
+
+    ``name`` is unique across checks (``"sqli.time_based"``); ``label`` says what a
+    hit means, for finding messages; ``score`` is the confidence (0-100) of a hit.
+    ``pattern`` is a hyperscan (PCRE-subset) expression matched against the
+    UTF-8 bytes of a value's canonical text.
+    """
+
+    name: str
+    check: str
+    pattern: str
+    label: str
+    score: int
+    flags: int = DEFAULT_FLAGS
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A signature's leftmost match in a value; ``evidence`` is the matched text."""
+
+    signature: Signature
+    start: int
+    end: int
+    evidence: str
+
+
+def register_signatures(signatures: Iterable[Signature]) -> None:
+    """Make ``signatures`` available to :func:`signatures_for`; names must be unique."""
+    for signature in signatures:
+        existing = _REGISTRY.get(signature.name)
+        if existing is not None and existing != signature:
+            raise ValueError(f"signature {signature.name!r} is already registered")
+        _REGISTRY[signature.name] = signature
+
+
+def signatures_for(*checks: str) -> tuple[Signature, ...]:
+    """The registered signatures of ``checks`` (of every check when none is named)."""
+    wanted = set(checks)
+    return tuple(s for s in _REGISTRY.values() if not wanted or s.check in wanted)
+
+
+def is_plain(text: str) -> bool:
+    """True when ``text`` holds only ASCII letters, digits and ``_ . , : @ + -``."""
+    return text.isascii() and (text.isalnum() or _PLAIN.fullmatch(text) is not None)
+
+
+class SignatureSet:
+    """Signatures compiled into one hyperscan database; immutable after construction."""
+
+    __slots__ = ("_database", "_local", "signatures")
+
+    def __init__(self, signatures: Sequence[Signature]) -> None:
+        """Compile ``signatures``; raise ``ValueError`` naming a pattern that does not compile."""
+        if not signatures:
+            raise ValueError("a signature set needs at least one signature")
+        self.signatures = tuple(signatures)
+        self._database = hyperscan.Database()
+        try:
+            self._database.compile(
+                expressions=[s.pattern.encode() for s in self.signatures],
+                ids=list(range(len(self.signatures))),
+                flags=[s.flags for s in self.signatures],
+            )
+        except hyperscan.CompilerError as exc:
+            raise ValueError(f"signature pattern does not compile: {exc}") from exc
+        self._local = threading.local()
+
+    def scan(self, text: str) -> list[Hit]:
+        """Every signature that matches ``text``, once each, at its leftmost match."""
+        data = text.encode("utf-8", "surrogatepass")
+        spans: dict[int, tuple[int, int]] = {}
+        self._database.scan(
+            data, match_event_handler=_collect, context=spans, scratch=self._scratch()
+        )
+        if not spans:
+            return []
+        return [
+            Hit(self.signatures[i], start, end, data[start:end].decode("utf-8", "replace"))
+            for i, (start, end) in sorted(spans.items(), key=lambda item: item[1])
+        ]
+
+    def best(self, text: str) -> Hit | None:
+        """The highest-scoring hit in ``text`` (the leftmost among equals), or ``None``."""
+        hits = self.scan(text)
+        return max(hits, key=lambda h: (h.signature.score, -h.start)) if hits else None
+
+    def _scratch(self) -> hyperscan.Scratch:
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = hyperscan.Scratch(self._database)
+        return scratch
+
+
+def _collect(index: int, start: int, end: int, flags: int, spans: Any) -> None:
+    """Hyperscan match callback: keep the leftmost (then longest) match per signature."""
+    previous = spans.get(index)
+    if previous is None or start < previous[0] or (start == previous[0] and end > previous[1]):
+        spans[index] = (start, end)
