@@ -52,11 +52,11 @@ class AdapterCore:
         reload_every: float | None,
         clock: Callable[[], float],
     ) -> None:
-        self.holder = _as_holder(policy)
         if sinks is not None and not callable(getattr(sinks, "emit", None)):
             raise TypeError(f"sinks must be an EventSink with emit(), got {type(sinks).__name__}")
         if reload_every is not None and reload_every <= 0:
             raise ValueError(f"reload_every must be positive seconds or None, got {reload_every}")
+        self.holder = _as_holder(policy)
         self.sinks = sinks
         self.reload_every = reload_every if self.holder.path is not None else None
         self.clock = clock
