@@ -83,6 +83,7 @@ class EventStore:
 
     ``retention_days`` (``None`` keeps everything) is enforced by :meth:`write` at
     most once per ``PRUNE_INTERVAL`` seconds of ``clock`` (wall-clock seconds).
+    ``busy_timeout`` is how long a write waits for another writer's lock, in seconds.
     """
 
     def __init__(
@@ -91,6 +92,7 @@ class EventStore:
         *,
         retention_days: float | None = None,
         clock: Callable[[], float] = time.time,
+        busy_timeout: float = BUSY_TIMEOUT,
     ) -> None:
         self.path = os.fspath(path)
         self.retention_days = retention_days
@@ -99,7 +101,7 @@ class EventStore:
         self._last_prune: float | None = None
         try:
             self._db = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
             )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
