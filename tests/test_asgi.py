@@ -6,7 +6,7 @@ import asyncio
 import base64
 import functools
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +131,7 @@ def http_scope(path: str = "/x", method: str = "POST") -> Scope:
     }
 
 
-def run_raw(app: Any, scope: Scope, incoming: list[Message]) -> list[Message]:
+def run_raw(app: Any, scope: Scope, incoming: Sequence[Message]) -> list[Message]:
     """Call ``app`` with scripted ``receive`` messages; return what it sent."""
     sent: list[Message] = []
     queue = list(incoming)

@@ -23,7 +23,8 @@ import io
 import time
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Protocol
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from apishield.adapters.asgi import (
     STATUS_APP_ERROR,
@@ -38,20 +39,9 @@ from apishield.findings import Verdict
 from apishield.http import Headers, Request, Response
 from apishield.problem import PROBLEM_CONTENT_TYPE
 
-Environ = dict[str, Any]
-ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+Environ = WSGIEnvironment
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None]
 Write = Callable[[bytes], object]
-
-
-class StartResponse(Protocol):
-    """The ``start_response`` callable of PEP 3333."""
-
-    def __call__(
-        self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = ..., /
-    ) -> Write: ...
-
-
-WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 _READ_CHUNK = 65_536
 
 
@@ -133,7 +123,7 @@ class ApishieldMiddleware:
 
     def __init__(
         self,
-        app: WSGIApp,
+        app: WSGIApplication,
         *,
         policy: PolicySource,
         sinks: EventSink | None = None,
@@ -167,7 +157,7 @@ class _Exchange:
         self._held: tuple[str, list[tuple[str, str]]] | None = None
         self._buffered: list[bytes] = []
 
-    def run(self, app: WSGIApp, environ: Environ) -> Iterable[bytes]:
+    def run(self, app: WSGIApplication, environ: Environ) -> Iterable[bytes]:
         verdict = self._request_phases(environ)
         if verdict is not None:
             return _Body(self, self._answer(verdict))
