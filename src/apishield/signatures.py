@@ -33,6 +33,8 @@ class Signature:
 
     ``name`` is unique across checks (``"sqli.time_based"``); ``label`` says what a
     hit means, for finding messages; ``score`` is the confidence (0-100) of a hit.
+    A score of 0 marks a *gate*: its hit is no finding, it only tells the check
+    that the value deserves its slower semantic analysis (libinjection).
     ``pattern`` is a hyperscan (PCRE-subset) expression matched against the
     UTF-8 bytes of a value's canonical text.
     """
@@ -81,7 +83,7 @@ class SignatureSet:
     __slots__ = ("_database", "_local", "signatures")
 
     def __init__(self, signatures: Sequence[Signature]) -> None:
-        """Compile ``signatures``; raise ``ValueError`` naming a pattern that does not compile."""
+        """Compile ``signatures``; raise ``ValueError`` if a pattern does not compile."""
         if not signatures:
             raise ValueError("a signature set needs at least one signature")
         self.signatures = tuple(signatures)
@@ -92,7 +94,7 @@ class SignatureSet:
                 ids=list(range(len(self.signatures))),
                 flags=[s.flags for s in self.signatures],
             )
-        except hyperscan.CompilerError as exc:
+        except (hyperscan.error, hyperscan.CompilerError) as exc:
             raise ValueError(f"signature pattern does not compile: {exc}") from exc
         self._local = threading.local()
 
@@ -110,10 +112,14 @@ class SignatureSet:
             for i, (start, end) in sorted(spans.items(), key=lambda item: item[1])
         ]
 
-    def best(self, text: str) -> Hit | None:
-        """The highest-scoring hit in ``text`` (the leftmost among equals), or ``None``."""
+    def best(self, text: str) -> tuple[Hit | None, bool]:
+        """The highest-scoring hit in ``text`` (leftmost among equals), and whether a gate hit."""
         hits = self.scan(text)
-        return max(hits, key=lambda h: (h.signature.score, -h.start)) if hits else None
+        if not hits:
+            return None, False
+        top = max(hits, key=lambda h: (h.signature.score, -h.start))
+        gated = any(h.signature.score == 0 for h in hits)
+        return (top if top.signature.score else None), gated
 
     def _scratch(self) -> hyperscan.Scratch:
         scratch = getattr(self._local, "scratch", None)

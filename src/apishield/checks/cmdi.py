@@ -79,9 +79,9 @@ class CommandInjection(ValueCheck):
         text = value.text
         if is_plain(text):
             return None
-        hit = self.signatures.best(text)
+        hit, _ = self.signatures.best(text)
         if hit is None and not _TRICKS.isdisjoint(text):
-            hit = self.signatures.best(deobfuscate(text))
+            hit, _ = self.signatures.best(deobfuscate(text))
         if hit is None:
             return None
         return self._found(value, hit)

@@ -20,6 +20,13 @@ from apishield.signatures import (
 
 _C = r"(?:\s|/\*.*?\*/|\+)"  # SQL whitespace, including inline comments
 LIBINJECTION_SCORE = 90
+# Values without a quote, comment, logical operator or SQL keyword skip libinjection.
+_GATE = (
+    r"['\"`]|--|#|/\*[^;,]|&&|\|\||\b(?:and|or|xor|not|union|select|insert|update|delete"
+    r"|drop|having|where|order|group|limit|sleep|benchmark|exec|execute|declare|waitfor"
+    r"|case|when|like|rlike|regexp|into|from|procedure|div|null|in|is|between|if|char"
+    r"|concat|ascii|substring|version|user|database|load_file|pg_sleep|analyse|create|alter)\b"
+)
 
 register_signatures(
     Signature("sqli." + name, "sqli", pattern, label, score)
@@ -63,6 +70,7 @@ register_signatures(
             "encoded string building",
             75,
         ),
+        ("gate", _GATE, "SQL-like token", 0),
     )
 )
 
@@ -87,11 +95,11 @@ class SqlInjection(ValueCheck):
         text = value.text
         if is_plain(text):
             return None
-        hit = self.signatures.best(text)
+        hit, gated = self.signatures.best(text)
         if hit is not None and hit.signature.score >= LIBINJECTION_SCORE:
             return self._found(value, hit.signature.label, hit.evidence, hit.signature.score)
-        result = libinjection.is_sql_injection(text)
-        if result["is_sqli"]:
+        result = libinjection.is_sql_injection(text) if gated else None
+        if result is not None and result["is_sqli"]:
             kind = _kind(result["fingerprint"])
             return self._found(value, kind, _token_span(result, text), LIBINJECTION_SCORE)
         if hit is not None:

@@ -22,7 +22,7 @@ from apishield.signatures import (
 )
 
 _DECODE_ROUNDS = 2
-_ALIASES = {
+_ENCODED_ALIASES = {
     "%c0%ae": ".",
     "%e0%80%ae": ".",
     "%c0%af": "/",
@@ -35,12 +35,9 @@ _ALIASES = {
     "%u2215": "/",
     "%u2216": "/",
     "%uff0e": ".",
-    "\uff0e": ".",
-    "\uff0f": "/",
-    "\u2215": "/",
-    "\\": "/",
 }
-_ALIAS = re.compile("|".join(re.escape(a) for a in _ALIASES), re.IGNORECASE)
+_ENCODED_ALIAS = re.compile("|".join(re.escape(a) for a in _ENCODED_ALIASES), re.IGNORECASE)
+_SLASHES = str.maketrans({"\\": "/", "\uff0e": ".", "\uff0f": "/", "\u2215": "/"})
 _TRIGGERS = frozenset("./\\%:\uff0e\uff0f\u2215")
 
 register_signatures(
@@ -98,7 +95,7 @@ class PathTraversal(ValueCheck):
         text = value.text
         if _TRIGGERS.isdisjoint(text):
             return None
-        hit = self.signatures.best(canonical_path(text))
+        hit, _ = self.signatures.best(canonical_path(text))
         if hit is None:
             return None
         message = f"Path traversal: {hit.signature.label} `{hit.evidence}`"
@@ -110,9 +107,9 @@ def canonical_path(text: str) -> str:
     for _ in range(_DECODE_ROUNDS):
         if "%" not in text:
             break
-        text = unquote(_ALIAS.sub(_alias, text), errors="replace")
-    return _ALIAS.sub(_alias, text)
+        text = unquote(_ENCODED_ALIAS.sub(_alias, text), errors="replace")
+    return text.translate(_SLASHES)
 
 
 def _alias(match: re.Match[str]) -> str:
-    return _ALIASES[match.group(0).lower()]
+    return _ENCODED_ALIASES[match.group(0).lower()]

@@ -18,6 +18,8 @@ from apishield.signatures import (
 
 LIBINJECTION_SCORE = 90
 _HANDLER = r"on[a-z]{3,}\s*="
+# Values without markup, an event handler, a script URL or an entity skip libinjection.
+_GATE = rf"[<>`]|\b{_HANDLER}|script\s*:|&#|\bdata\s*:|\b(?:style|src|href|formaction)\s*="
 
 register_signatures(
     Signature("xss." + name, "xss", pattern, label, score)
@@ -46,6 +48,7 @@ register_signatures(
             80,
         ),
         ("css_expression", r":\s*expression\s*\(|-moz-binding\s*:", "CSS expression", 75),
+        ("gate", _GATE, "markup-like token", 0),
     )
 )
 
@@ -66,10 +69,10 @@ class CrossSiteScripting(ValueCheck):
         text = value.text
         if is_plain(text):
             return None
-        hit = self.signatures.best(text)
+        hit, gated = self.signatures.best(text)
         if hit is not None and hit.signature.score >= LIBINJECTION_SCORE:
             return self._found(value, hit.signature.label, hit.evidence, hit.signature.score)
-        if libinjection.is_xss(text)["is_xss"]:
+        if gated and libinjection.is_xss(text)["is_xss"]:
             evidence = hit.evidence if hit is not None else text
             return self._found(value, "HTML/script markup", evidence, LIBINJECTION_SCORE)
         if hit is not None:

@@ -1,0 +1,129 @@
+"""Detection: declarative cases through each detector, the signature set, the engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from apishield.checks import ValueCheck, registered_checks
+from apishield.engine import Engine
+from apishield.findings import Action, Location, Source
+from apishield.http import Request
+from apishield.inputs import InputValue
+from apishield.policy import CheckSettings, policy_from_dict
+from apishield.signatures import Signature, SignatureSet, is_plain, signatures_for
+
+INJECTION_CHECKS = ("sqli", "xss", "cmdi", "traversal")
+CASES: list[dict[str, Any]] = yaml.safe_load(
+    (Path(__file__).parent / "detection_cases.yaml").read_text(encoding="utf-8")
+)
+
+
+@pytest.fixture(scope="module")
+def detectors() -> dict[str, ValueCheck]:
+    policy = policy_from_dict({})
+    checks = registered_checks()
+    built = {}
+    for check_id in INJECTION_CHECKS:
+        check = checks[check_id](CheckSettings(), policy)
+        assert isinstance(check, ValueCheck)
+        built[check_id] = check
+    return built
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["value"][:40] for c in CASES])
+def test_detection_case(case: dict[str, Any], detectors: dict[str, ValueCheck]) -> None:
+    value = InputValue(Location(Source(case["source"]), "p"), case["value"], case["value"])
+    fired = {cid: f for cid, d in detectors.items() if (f := d.inspect(value)) is not None}
+    if case["expect"] is None:
+        assert not fired, {cid: f.message for cid, f in fired.items()}
+        return
+    finding = fired.get(case["expect"])
+    assert finding is not None, f"{case['expect']} missed; fired: {sorted(fired)}"
+    assert finding.location.source is Source(case["source"])
+    assert 50 <= finding.score <= 100
+    assert finding.evidence
+    assert finding.evidence in case["value"] or case["expect"] in ("cmdi", "traversal")
+
+
+def test_messages_name_what_was_recognised(detectors: dict[str, ValueCheck]) -> None:
+    value = InputValue(Location(Source.QUERY, "id"), "", "1' OR '1'='1")
+    finding = detectors["sqli"].inspect(value)
+    assert finding is not None
+    assert finding.message.startswith("SQL injection: tautology `")
+    assert "OR '1'='1" in finding.evidence
+    assert finding.category == "injection"
+    traversal = detectors["traversal"].inspect(
+        InputValue(Location(Source.QUERY, "f"), "", "../../etc/passwd")
+    )
+    assert traversal is not None and traversal.category == "path_traversal"
+
+
+def test_engine_blocks_query_injection() -> None:
+    engine = Engine(policy_from_dict({}))
+    blocked = engine.inspect(Request("GET", "/", query="id=1%27%20OR%20%271%27%3D%271"))
+    assert blocked.verdict is not None and blocked.verdict.action is Action.BLOCK
+    assert {f.check for f in blocked.verdict.findings} == {"sqli"}
+    allowed = engine.inspect(Request("GET", "/", query="q=O%27Brien"))
+    assert allowed.verdict is None or allowed.verdict.action is Action.ALLOW
+
+
+def test_every_detector_has_signatures() -> None:
+    for check_id in INJECTION_CHECKS:
+        assert signatures_for(check_id), check_id
+    names = [s.name for s in signatures_for()]
+    assert len(names) == len(set(names))
+
+
+def test_signature_set_reports_leftmost_longest_match_per_signature() -> None:
+    union = Signature("t.union", "t", r"union(\s|/\*.*?\*/)+select", "UNION", 90)
+    sleep = Signature("t.sleep", "t", r"sleep\s*\(", "sleep", 80)
+    signatures = SignatureSet([union, sleep])
+    hits = signatures.scan("1 UNION/**/SELECT sleep(1) union select")
+    assert [(h.signature.name, h.evidence) for h in hits] == [
+        ("t.union", "UNION/**/SELECT"),
+        ("t.sleep", "sleep("),
+    ]
+    assert signatures.scan("nothing here") == []
+
+
+def test_signature_set_best_and_gates() -> None:
+    gate = Signature("t.gate", "t", r"'", "quote", 0)
+    strong = Signature("t.strong", "t", r"drop\s+table", "drop", 95)
+    signatures = SignatureSet([gate, strong])
+    assert signatures.best("O'Brien") == (None, True)
+    hit, gated = signatures.best("x; drop table t")
+    assert hit is not None and hit.signature.name == "t.strong" and not gated
+    assert signatures.best("plain") == (None, False)
+
+
+def test_signature_set_handles_non_ascii_offsets() -> None:
+    signatures = SignatureSet([Signature("t.s", "t", r"<script", "script", 95)])
+    (hit,) = signatures.scan("héllo wörld <script>")
+    assert hit.evidence == "<script"
+
+
+def test_signature_set_rejects_bad_patterns() -> None:
+    with pytest.raises(ValueError, match="does not compile"):
+        SignatureSet([Signature("t.bad", "t", r"(unclosed", "bad", 50)])
+    with pytest.raises(ValueError, match="at least one"):
+        SignatureSet([])
+
+
+@pytest.mark.parametrize(
+    ("text", "plain"),
+    [
+        ("abc123", True),
+        ("user_42@example.com", True),
+        ("1.2.3-rc", True),
+        ("a b", False),
+        ("O'Brien", False),
+        ("ünïcode", False),
+        ("", True),
+    ],
+)
+def test_is_plain(text: str, plain: bool) -> None:
+    assert is_plain(text) is plain
