@@ -143,6 +143,21 @@ def test_one_event_without_findings(db: Path) -> None:
     assert "no findings" in result.output
 
 
+def test_attacker_text_is_not_rich_markup(tmp_path: Path) -> None:
+    event = make_event(1, client="10.0.0.3", verdict="block", check="xss", path="/[red]x[/]")
+    event.findings[0] = Finding("xss", "injection", Location(Source.QUERY, "[b]"), "m", "[/bold]")
+    store = EventStore(tmp_path / "e.db")
+    store.write([event.to_json()])
+    store.close()
+    listing = run("--db", str(tmp_path / "e.db"))
+    assert listing.exit_code == 0, listing.output
+    assert "/[red]x[/]" in listing.output
+    detail = run("--db", str(tmp_path / "e.db"), "--id", event.event_id)
+    assert detail.exit_code == 0, detail.output
+    assert "query:[b]" in detail.output
+    assert "[/bold]" in detail.output
+
+
 def test_unknown_event_id_fails(db: Path) -> None:
     result = run("--db", str(db), "--id", "01NOTANEVENT")
     assert result.exit_code == 1

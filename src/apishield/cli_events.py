@@ -14,6 +14,7 @@ import click
 import orjson
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from apishield.errors import StorageError
 from apishield.eventstore import EventStore
@@ -65,8 +66,8 @@ def _checks(event: dict[str, Any]) -> str:
     return ", ".join(dict.fromkeys(f["check"] for f in event["findings"]))
 
 
-def _verdict(verdict: str) -> str:
-    return f"[{_VERDICT_STYLE.get(verdict, 'white')}]{verdict}[/]"
+def _verdict(verdict: str) -> Text:
+    return Text(verdict, style=_VERDICT_STYLE.get(verdict, "white"))
 
 
 def events_table(events: list[dict[str, Any]]) -> Table:
@@ -77,16 +78,16 @@ def events_table(events: list[dict[str, Any]]) -> Table:
         column.no_wrap = True
     table.columns[4].overflow = "fold"
     for event in events:
-        table.add_row(
+        cells = (
             _format_time(event["time"]),
             event["event_id"],
             event["client_ip"],
             event["method"],
             event["path"],
             str(event["status"]),
-            _verdict(event["verdict"]),
-            _checks(event),
         )
+        # Events hold attacker-controlled text: cells are Text, never parsed as markup.
+        table.add_row(*map(Text, cells), _verdict(event["verdict"]), Text(_checks(event)))
     return table
 
 
@@ -109,7 +110,7 @@ def event_detail(event: dict[str, Any]) -> tuple[Table, Table]:
         "upstream ms": "-" if event["upstream_ms"] is None else str(event["upstream_ms"]),
     }
     for name, value in rows.items():
-        fields.add_row(name, value)
+        fields.add_row(name, value if isinstance(value, Text) else Text(value))
     findings = Table("check", "location", "evidence", "score", "severity", "mode", "message")
     for column in findings.columns:
         column.overflow = "fold"
@@ -118,7 +119,7 @@ def event_detail(event: dict[str, Any]) -> tuple[Table, Table]:
         where = (
             f"{location['source']}:{location['name']}" if location["name"] else location["source"]
         )
-        findings.add_row(
+        cells = (
             finding["check"],
             where,
             finding["evidence"],
@@ -127,11 +128,12 @@ def event_detail(event: dict[str, Any]) -> tuple[Table, Table]:
             finding["mode"],
             finding["message"],
         )
+        findings.add_row(*map(Text, cells))
     return fields, findings
 
 
 def _fail(message: str) -> NoReturn:
-    Console(stderr=True).print(f"[red]{message}[/]", highlight=False)
+    Console(stderr=True).print(message, style="red", markup=False, highlight=False)
     sys.exit(1)
 
 
