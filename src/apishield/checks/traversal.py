@@ -61,6 +61,13 @@ register_signatures(
             90,
         ),
         (
+            "obfuscated_file",
+            r"etc.{1,8}?(?:passwd|shadow|issue)\b|(?:win|boot)\.ini\b"
+            r"|system32.{1,8}?drivers.{1,8}?etc.{1,8}?hosts\b",
+            "sensitive file name",
+            80,
+        ),
+        (
             "secret_file",
             r"/\.(?:htaccess|htpasswd|git/(?:config|HEAD)|aws/credentials|ssh/(?:id_\w+"
             r"|authorized_keys))\b|/\.env$|/web\.config\b",
