@@ -6,7 +6,7 @@ import asyncio
 import base64
 import functools
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,9 @@ from starlette.routing import Route
 
 import apishield.asgi
 from apishield.adapters.asgi import ApishieldMiddleware, Message, Scope
-from apishield.checks import _REGISTRY, Check, registered_checks
+from apishield.checks import Check, registered_checks
 from apishield.checks import TransactionView as View
+from apishield.engine import Engine
 from apishield.events import SecurityEvent
 from apishield.findings import Finding, Location, Phase, Source
 from apishield.policy import Policy, policy_from_dict
@@ -57,11 +58,11 @@ class LeakCheck(Check):
             yield self.finding(Location(Source.RESPONSE_BODY), "secret leaked", "SECRET", 90)
 
 
-@pytest.fixture
-def leak_check(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    registered_checks()
-    monkeypatch.setitem(_REGISTRY, LeakCheck.id, LeakCheck)
-    yield
+def leak_holder(**limits: int) -> PolicyHolder:
+    """A policy blocking in both directions whose engine also runs :class:`LeakCheck`."""
+    checks: dict[str, type[Check]] = {**registered_checks(), LeakCheck.id: LeakCheck}
+    policy = make_policy(directions={"response": "block"}, limits=limits)
+    return PolicyHolder(None, policy=policy, engine_factory=lambda p: Engine(p, checks=checks))
 
 
 def make_policy(**overrides: Any) -> Policy:
@@ -262,12 +263,9 @@ def test_monitor_mode_forwards_and_records() -> None:
     assert (sink.events[0].verdict, sink.events[0].status) == ("monitor", 200)
 
 
-@pytest.mark.usefixtures("leak_check")
 def test_response_body_block_replaces_the_answer() -> None:
     sink = Sink()
-    app = ApishieldMiddleware(
-        ECHO, policy=make_policy(directions={"response": "block"}), sinks=sink
-    )
+    app = ApishieldMiddleware(ECHO, policy=leak_holder(), sinks=sink)
     response = call(app, "GET", "/secret")
     assert response.status_code == 403
     assert response.headers["content-type"] == "application/problem+json"
@@ -275,7 +273,6 @@ def test_response_body_block_replaces_the_answer() -> None:
     assert sink.events[0].verdict == "block"
 
 
-@pytest.mark.usefixtures("leak_check")
 def test_response_body_inspection_passes_clean_and_oversized_bodies() -> None:
     async def chunked(scope: Scope, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -283,11 +280,8 @@ def test_response_body_inspection_passes_clean_and_oversized_bodies() -> None:
             await send({"type": "http.response.body", "body": part, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    policy = make_policy(directions={"response": "block"})
-    assert call(ApishieldMiddleware(ECHO, policy=policy), "GET", "/clean").status_code == 200
-    small = policy.model_copy(
-        update={"limits": policy.limits.model_copy(update={"max_response_inspect_bytes": 4})}
-    )
+    assert call(ApishieldMiddleware(ECHO, policy=leak_holder()), "GET", "/clean").status_code == 200
+    small = leak_holder(max_response_inspect_bytes=4)
     response = call(ApishieldMiddleware(chunked, policy=small), "GET", "/")
     assert (response.status_code, response.content) == (200, b"SECRET and more")
 

@@ -15,15 +15,7 @@ from werkzeug.test import EnvironBuilder
 
 import apishield.wsgi
 from apishield.adapters.wsgi import ApishieldMiddleware, Environ, request_from_environ
-from apishield.checks import _REGISTRY, registered_checks
-from tests.test_asgi import SQLI_QUERY, LeakCheck, Sink, holder, make_policy
-
-
-@pytest.fixture
-def leak_check(monkeypatch: pytest.MonkeyPatch) -> None:
-    registered_checks()
-    monkeypatch.setitem(_REGISTRY, LeakCheck.id, LeakCheck)
-
+from tests.test_asgi import SQLI_QUERY, Sink, holder, leak_holder
 
 ECHO = flask.Flask("echo")
 ECHO.testing = True
@@ -232,11 +224,9 @@ def test_record_findings_skips_clean_transactions() -> None:
     assert [e.verdict for e in sink.events] == ["block"]
 
 
-@pytest.mark.usefixtures("leak_check")
 def test_response_body_block_replaces_the_answer() -> None:
     sink = Sink()
-    policy = make_policy(directions={"response": "block"})
-    app = ApishieldMiddleware(ECHO.wsgi_app, policy=policy, sinks=sink)
+    app = ApishieldMiddleware(ECHO.wsgi_app, policy=leak_holder(), sinks=sink)
     status, headers, body = run_wsgi(app, environ_for("/secret"))
     assert (status, headers["content-type"]) == (403, "application/problem+json")
     assert b"SECRET" not in body
@@ -244,19 +234,15 @@ def test_response_body_block_replaces_the_answer() -> None:
     assert [e.verdict for e in sink.events] == ["block", "allow"]
 
 
-@pytest.mark.usefixtures("leak_check")
 def test_lazy_start_and_oversized_responses_pass_uninspected() -> None:
     def lazy(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
         start_response("200 OK", [])
         yield from (b"SEC", b"RET", b" and more")
 
-    policy = make_policy(directions={"response": "block"}, limits={"max_response_inspect_bytes": 4})
-    source = ApishieldMiddleware(lazy, policy=policy)
+    source = ApishieldMiddleware(lazy, policy=leak_holder(max_response_inspect_bytes=4))
     assert run_wsgi(source, environ_for())[::2] == (200, b"SECRET and more")
     closing = Closing([b"SECRET"])
-    blocked = ApishieldMiddleware(
-        app_returning(closing), policy=make_policy(directions={"response": "block"})
-    )
+    blocked = ApishieldMiddleware(app_returning(closing), policy=leak_holder())
     assert run_wsgi(blocked, environ_for())[0] == 403
     assert closing.closed
 
