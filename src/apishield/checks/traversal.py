@@ -115,7 +115,7 @@ def canonical_path(text: str) -> str:
         if "%" not in text:
             break
         text = unquote(_ENCODED_ALIAS.sub(_alias, text), errors="replace")
-    return text.translate(_SLASHES)
+    return text.translate(_SLASHES) if "\\" in text or not text.isascii() else text
 
 
 def _alias(match: re.Match[str]) -> str:
