@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import apishield.asgi
-from apishield.adapters.asgi import ApishieldMiddleware, Message, Scope
+from apishield.adapters.asgi import ApishieldMiddleware, Message, Scope, request_from_scope
 from apishield.checks import Check, registered_checks
 from apishield.checks import TransactionView as View
 from apishield.engine import Engine
@@ -217,6 +217,18 @@ def test_body_at_the_limit_is_replayed_in_chunks_to_the_app() -> None:
     sent = run_raw(app, http_scope(), chunks)
     assert sent[0]["status"] == 200
     assert base64.b64decode(json.loads(sent[1]["body"])["body_b64"]) == b"abcdefghijkl"
+
+
+def test_scope_without_raw_path_is_requoted() -> None:
+    scope = http_scope("/caf\u00e9 \u2615")
+    del scope["raw_path"]
+    scope["query_string"] = b"a=%20"
+    request = request_from_scope(scope)
+    assert (request.path, request.query, request.client) == (
+        "/caf%C3%A9%20%E2%98%95",
+        "a=%20",
+        "127.0.0.1",
+    )
 
 
 def test_client_gone_before_the_body_skips_the_app() -> None:

@@ -92,9 +92,9 @@ def _as_holder(policy: PolicySource) -> PolicyHolder:
     )
 
 
-def quote_path(decoded: str) -> str:
+def quote_path(decoded: bytes) -> str:
     """Re-encode a decoded path; ``%2F`` and ``/`` can no longer be told apart."""
-    return quote(decoded.encode("latin-1", "replace"), safe=_PATH_SAFE)
+    return quote(decoded, safe=_PATH_SAFE)
 
 
 def oversized_verdict(tx: Transaction, body: bytes) -> Verdict:
@@ -119,7 +119,7 @@ def oversized_verdict(tx: Transaction, body: bytes) -> Verdict:
 def request_from_scope(scope: Scope) -> Request:
     """The engine's view of an HTTP scope; path and query exactly as received."""
     raw_path = scope.get("raw_path")
-    path = raw_path.decode("latin-1") if raw_path else quote_path(scope["path"])
+    path = raw_path.decode("latin-1") if raw_path else quote_path(scope["path"].encode())
     client = scope.get("client")
     return Request(
         method=scope["method"],

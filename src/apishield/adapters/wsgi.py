@@ -59,7 +59,8 @@ def request_from_environ(environ: Environ) -> Request:
     if raw_uri:
         path = raw_uri.partition("?")[0]
     else:
-        path = quote_path(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))
+        decoded = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        path = quote_path(decoded.encode("latin-1"))
     protocol = environ.get("SERVER_PROTOCOL", "HTTP/1.1")
     return Request(
         method=environ["REQUEST_METHOD"],
