@@ -108,3 +108,12 @@ def test_exclusion_lets_only_the_excluded_parameter_through(shielded: Shielded) 
     assert shielded.event_for("GET", "/search").verdict == "allow"
     assert_problem(shielded.client.get(f"/search?other={SQLI}"), 403)
     assert_problem(shielded.client.get(f"/elsewhere?q={SQLI}"), 403)
+
+
+def test_connection_stays_usable_after_an_unread_body_is_refused(shielded: Shielded) -> None:
+    blocked = shielded.client.post(f"/search?q={SQLI}", content=b"a=1&" * 256)
+    assert_problem(blocked, 403)
+    assert_problem(shielded.client.post("/upload", content=b"y" * (MAX_BODY + 10)), 413)
+    followed = shielded.client.get("/after?x=1")
+    assert followed.status_code == 200
+    assert decode_echo(followed.content)["target"] == "/after?x=1"
