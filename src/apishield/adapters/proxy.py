@@ -1,0 +1,1035 @@
+"""The inline reverse proxy: asyncio protocols on uvloop, llhttp (httptools) parsing.
+
+Each client connection is an :class:`asyncio.Protocol` fed to an llhttp request
+parser. Requests are handled one at a time per connection, in arrival order
+(pipelined requests wait in a short queue). A request's body is buffered, up to
+``limits.max_body_bytes``, because the engine inspects it whole; the upstream
+response is streamed back unless the engine inspects response bodies.
+
+Forwarding rules:
+
+* the request target is forwarded byte for byte and ``Host`` as received
+  (preserve-host); hop-by-hop headers (``Connection`` and the headers it names,
+  ``Keep-Alive``, ``TE``, ``Trailer``, ``Transfer-Encoding``, ``Upgrade``,
+  ``Proxy-*``) and ``Expect`` are removed; the body goes with a ``Content-Length``;
+* ``X-Forwarded-For`` and ``Forwarded`` get the peer appended;
+  ``X-Forwarded-Proto`` and ``X-Forwarded-Host`` are replaced by what this hop saw;
+* chunked request trailers are dropped; interim (1xx) upstream responses are dropped.
+
+Framing defences: llhttp rejects Content-Length together with Transfer-Encoding,
+repeated Content-Length, a Transfer-Encoding that does not end in ``chunked``,
+obsolete line folding, bare CR/LF, NUL and other control bytes in headers, bad
+chunk sizes and unknown methods. This module adds: Transfer-Encoding must be exactly
+``chunked``, none in HTTP/1.0, exactly one Host in HTTP/1.1, origin-form targets
+only (``*`` for OPTIONS), no CONNECT, and size limits on the head. Each of these
+answers problem+json and closes the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import ssl
+import time
+from collections import deque
+from http import HTTPStatus
+from typing import cast
+
+import httptools
+
+from apishield.adapters.upstream import UpstreamConnection, UpstreamPool
+from apishield.adapters.workers import reserve_port, supervise
+from apishield.engine import Engine, Transaction
+from apishield.errors import UpstreamError, UpstreamTimeout
+from apishield.events import EventSink, SecurityEvent, new_event_id
+from apishield.findings import Finding, Location, Severity, Source, Verdict
+from apishield.http import Headers, Request, Response
+from apishield.policy import TLS
+from apishield.problem import PROBLEM_CONTENT_TYPE, problem_json
+from apishield.reload import PolicyHolder
+
+log = logging.getLogger("apishield.proxy")
+
+_HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+_REPLACED_REQUEST = _HOP_BY_HOP | {
+    b"content-length",
+    b"expect",
+    b"x-forwarded-for",
+    b"x-forwarded-proto",
+    b"x-forwarded-host",
+    b"forwarded",
+}
+_BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
+_PIPELINE_DEPTH = 8
+_FLUSH_BYTES = 65536
+_LINGER_SECONDS = 2.0
+_HEAD_SLACK = 4096
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def _status_line(status: int, _cache: dict[int, bytes] = {}) -> bytes:  # noqa: B006
+    line = _cache.get(status)
+    if line is None:
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = ""
+        line = _cache[status] = f"HTTP/1.1 {status} {phrase}\r\n".encode("latin-1")
+    return line
+
+
+def _problem(
+    status: int, body: bytes, headers: tuple[tuple[str, str], ...] = (), *, close: bool
+) -> bytes:
+    """A complete problem+json response."""
+    parts = [
+        _status_line(status),
+        b"content-type: ",
+        PROBLEM_CONTENT_TYPE.encode(),
+        b"\r\ncontent-length: ",
+        str(len(body)).encode(),
+        b"\r\n",
+    ]
+    for name, value in headers:
+        parts += (name.encode("latin-1"), b": ", value.encode("latin-1"), b"\r\n")
+    parts.append(b"connection: close\r\n\r\n" if close else b"\r\n")
+    parts.append(body)
+    return b"".join(parts)
+
+
+def _connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    tokens: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            tokens.update(t.strip().lower() for t in value.split(b","))
+    return frozenset(tokens)
+
+
+class _Rejection:
+    """A request refused for its framing or size, before the engine saw all of it."""
+
+    __slots__ = ("check", "location", "message", "status")
+
+    def __init__(self, status: int, check: str, message: str, location: Location) -> None:
+        self.status = status
+        self.check = check
+        self.message = message
+        self.location = location
+
+    def finding(self) -> Finding:
+        return Finding(
+            check=self.check,
+            category="protocol",
+            location=self.location,
+            message=self.message,
+            score=100,
+            severity=Severity.MEDIUM,
+            owasp="API4:2023 Unrestricted Resource Consumption"
+            if self.check.startswith("limits.")
+            else None,
+        )
+
+
+def _malformed(message: str, name: str = "") -> _Rejection:
+    return _Rejection(400, "protocol.malformed", message, Location(Source.HEADER, name))
+
+
+class _Stop(Exception):
+    """Raised inside an llhttp callback to stop parsing (the reason is kept aside)."""
+
+
+class _Exchange:
+    """One request and its response, from the head being parsed to the event."""
+
+    __slots__ = (
+        "bare_event",
+        "body_parts",
+        "body_size",
+        "buffered",
+        "chunked_out",
+        "conn",
+        "engine",
+        "expected_body",
+        "flushed",
+        "head_bytes",
+        "head_done",
+        "headers",
+        "host",
+        "keep_alive",
+        "method",
+        "out",
+        "out_size",
+        "pending_head",
+        "rejection",
+        "source",
+        "status",
+        "tx",
+        "url",
+    )
+
+    def __init__(self, conn: _ClientConnection, engine: Engine) -> None:
+        self.conn = conn
+        self.engine = engine
+        self.url = b""
+        self.method = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.host: bytes | None = None
+        self.head_done = False
+        self.head_bytes = 0
+        self.expected_body = False
+        self.keep_alive = True
+        self.body_parts: list[bytes] = []
+        self.body_size = 0
+        self.tx: Transaction | None = None
+        self.rejection: _Rejection | None = None
+        self.status = 0
+        self.source: UpstreamConnection | None = None
+        self.out: list[bytes] = []
+        self.out_size = 0
+        self.flushed = False
+        self.chunked_out = False
+        self.buffered: list[bytes] | None = None
+        self.pending_head: tuple[int, list[tuple[bytes, bytes]], bool] | None = None
+        self.bare_event: SecurityEvent | None = None
+
+    # -- running the exchange -----------------------------------------------------
+
+    async def run(self) -> bool:
+        """Answer the request; True when the connection may carry another one."""
+        upstream_ms: float | None = None
+        try:
+            if self.rejection is not None:
+                self._reply_rejection(self.rejection)
+                return False
+            assert self.tx is not None
+            verdict = self.tx.request_body(b"".join(self.body_parts))
+            if verdict is not None and verdict.interrupts:
+                self._reply_verdict(verdict)
+                return self.keep_alive and not self.expected_body_unread
+            upstream_ms = await self._forward(self.tx)
+            return self.keep_alive
+        except Exception:
+            log.exception("proxy: unexpected error while handling a request")
+            if not self.flushed:
+                self.out.clear()
+                self.status = 500
+                self.conn.write(_problem(500, self._internal_error_body(), close=True))
+            return False
+        finally:
+            self._record(upstream_ms)
+
+    @property
+    def expected_body_unread(self) -> bool:
+        """True when a body was announced but the parser was stopped before it."""
+        return self.expected_body and self.conn.dead
+
+    def _internal_error_body(self) -> bytes:
+        return problem_json(
+            status=500,
+            title="Internal error",
+            detail="The proxy failed to handle the request.",
+            event_id=self.tx.event_id if self.tx is not None else "",
+        )
+
+    def _record(self, upstream_ms: float | None) -> None:
+        server = self.conn.server
+        if self.tx is not None:
+            event = self.tx.finish(status=self.status, upstream_ms=upstream_ms)
+        else:
+            event = self.bare_event or self._bare_event()
+        rejection = self.rejection
+        if rejection is not None and event.verdict != "reject":
+            event.verdict = "reject"
+            event.status = rejection.status
+            event.reason = rejection.message
+            event.findings.append(rejection.finding())
+        if server.sinks is not None and (
+            event.verdict != "allow" or self.engine.policy.events.record == "all"
+        ):
+            try:
+                server.sinks.emit(event)
+            except Exception:
+                log.exception("proxy: the event sink failed")
+
+    def _bare_event(self) -> SecurityEvent:
+        path = self.url.partition(b"?")[0].decode("latin-1")
+        return SecurityEvent(
+            event_id=new_event_id(),
+            time=time.time(),
+            client_ip=self.conn.peer,
+            method=self.method.decode("latin-1"),
+            path=path,
+            route="",
+            status=self.status,
+            verdict="reject",
+        )
+
+    # -- answers of our own ---------------------------------------------------------
+
+    def _reply_verdict(self, verdict: Verdict) -> None:
+        self.status = verdict.status
+        close = not self.keep_alive or self.conn.closing or self.expected_body_unread
+        self.conn.write(_problem(verdict.status, verdict.body, verdict.headers, close=close))
+
+    def _reply_rejection(self, rejection: _Rejection) -> None:
+        if self.tx is not None:
+            event_id = self.tx.event_id
+        else:
+            self.bare_event = self._bare_event()
+            event_id = self.bare_event.event_id
+        self.status = rejection.status
+        body = problem_json(
+            status=rejection.status,
+            title="Request rejected",
+            detail=rejection.message,
+            event_id=event_id,
+        )
+        self.conn.write(_problem(rejection.status, body, close=True))
+
+    def _reply_upstream_error(self, tx: Transaction, exc: UpstreamError) -> None:
+        timeout = isinstance(exc, UpstreamTimeout)
+        self.status = 504 if timeout else 502
+        body = problem_json(
+            status=self.status,
+            title="Upstream timed out" if timeout else "Bad gateway",
+            detail=str(exc),
+            event_id=tx.event_id,
+        )
+        self.conn.write(_problem(self.status, body, close=not self.keep_alive))
+
+    # -- forwarding -----------------------------------------------------------------
+
+    async def _forward(self, tx: Transaction) -> float | None:
+        pool = self.conn.server.pool_for(self.engine, tx)
+        if pool is None:
+            self._reply_upstream_error(tx, UpstreamError("no upstream is configured"))
+            return None
+        body = tx.request.body
+        head = self._upstream_head(pool.prefix, len(body))
+        loop = self.conn.loop
+        if self.engine.wants_response_body:
+            self.buffered = []
+        started = loop.time()
+        try:
+            await pool.request(head, body, self, head_request=self.method == b"HEAD")
+        except UpstreamError as exc:
+            if self.flushed:
+                self.conn.abort()
+            else:
+                self.out.clear()
+                self._reply_upstream_error(tx, exc)
+            return (loop.time() - started) * 1000.0
+        finally:
+            self.source = None
+        upstream_ms = (loop.time() - started) * 1000.0
+        self._end_response(tx)
+        return upstream_ms
+
+    def _upstream_head(self, prefix: bytes, length: int) -> bytes:
+        conn = self.conn
+        drop = _REPLACED_REQUEST | _connection_tokens(self.headers)
+        parts = [self.method, b" ", prefix + self.url, b" HTTP/1.1\r\n"]
+        xff: list[bytes] = []
+        forwarded: list[bytes] = []
+        for name, value in self.headers:
+            lower = name.lower()
+            if lower not in drop:
+                parts += (name, b": ", value, b"\r\n")
+            elif lower == b"x-forwarded-for":
+                xff.append(value)
+            elif lower == b"forwarded":
+                forwarded.append(value)
+        xff.append(conn.peer_bytes)
+        parts += (b"X-Forwarded-For: ", b", ".join(xff), b"\r\n")
+        parts += (b"X-Forwarded-Proto: ", conn.server.scheme_bytes, b"\r\n")
+        element = b"for=" + conn.forwarded_for + b";proto=" + conn.server.scheme_bytes
+        if self.host is not None:
+            parts += (b"X-Forwarded-Host: ", self.host, b"\r\n")
+            element += b';host="' + self.host.replace(b'"', b"") + b'"'
+        forwarded.append(element)
+        parts += (b"Forwarded: ", b", ".join(forwarded), b"\r\n")
+        if length or self.method in _BODY_METHODS:
+            parts += (b"Content-Length: ", str(length).encode(), b"\r\n")
+        parts.append(b"\r\n")
+        return b"".join(parts)
+
+    # -- ResponseHandler: the upstream's response as it is parsed -------------------
+
+    def attach(self, source: UpstreamConnection) -> None:
+        """The upstream connection carrying the response (for back-pressure)."""
+        self.source = source
+        if self.conn.write_paused:
+            source.pause()
+
+    def response_head(
+        self, status: int, headers: list[tuple[bytes, bytes]], length_known: bool
+    ) -> bool:
+        """Check the head with the engine; False drops the rest of the upstream response."""
+        assert self.tx is not None
+        self.status = status
+        verdict = self.tx.response_headers(Response(status, Headers.from_raw(headers)))
+        if verdict is not None and verdict.interrupts:
+            self._reply_verdict(verdict)
+            return False
+        self.chunked_out = not length_known
+        if self.chunked_out and not self.conn.http11:
+            self.keep_alive = False  # an HTTP/1.0 client reads to the close
+            self.chunked_out = False
+        if self.buffered is not None:
+            self.pending_head = (status, headers, length_known)
+        else:
+            self._push(self._client_head(status, headers, self._framing()))
+        return not self.conn.closed
+
+    def response_body(self, chunk: bytes) -> bool:
+        """Pass on (or buffer for inspection) a piece of the body."""
+        buffered = self.buffered
+        if buffered is not None:
+            buffered.append(chunk)
+            self.out_size += len(chunk)
+            if self.out_size > self.engine.policy.limits.max_response_inspect_bytes:
+                self._stop_buffering()
+            return True
+        if self.chunked_out:
+            self._push(b"%x\r\n" % len(chunk), chunk, b"\r\n")
+        else:
+            self._push(chunk)
+        if self.out_size >= _FLUSH_BYTES:
+            self._flush()
+        return not self.conn.closed
+
+    def _stop_buffering(self) -> None:
+        """The body is too large to inspect: send what we have and stream the rest."""
+        assert self.buffered is not None and self.pending_head is not None
+        chunks, self.buffered = self.buffered, None
+        status, headers, _ = self.pending_head
+        self.out_size = 0
+        self._push(self._client_head(status, headers, self._framing()))
+        for chunk in chunks:
+            self.response_body(chunk)
+
+    def _end_response(self, tx: Transaction) -> None:
+        if self.buffered is not None and self.pending_head is not None:
+            body = b"".join(self.buffered)
+            verdict = tx.response_body(body)
+            if verdict is not None and verdict.interrupts:
+                self._reply_verdict(verdict)
+                return
+            status, headers, _ = self.pending_head
+            length = b"content-length: %d\r\n" % len(body)
+            self.chunked_out = False
+            self._push(self._client_head(status, headers, length, drop_length=True), body)
+        elif self.chunked_out:
+            self._push(b"0\r\n\r\n")
+        self._flush()
+
+    def _framing(self) -> bytes:
+        return b"transfer-encoding: chunked\r\n" if self.chunked_out else b""
+
+    def _client_head(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        framing: bytes,
+        *,
+        drop_length: bool = False,
+    ) -> bytes:
+        drop = _HOP_BY_HOP | _connection_tokens(headers)
+        parts = [_status_line(status)]
+        for name, value in headers:
+            lower = name.lower()
+            if lower in drop or (drop_length and lower == b"content-length"):
+                continue
+            parts += (name, b": ", value, b"\r\n")
+        parts.append(framing)
+        if not self.keep_alive or self.conn.closing:
+            parts.append(b"connection: close\r\n")
+        elif not self.conn.http11:
+            parts.append(b"connection: keep-alive\r\n")
+        parts.append(b"\r\n")
+        return b"".join(parts)
+
+    def _push(self, *pieces: bytes) -> None:
+        for piece in pieces:
+            self.out.append(piece)
+            self.out_size += len(piece)
+
+    def _flush(self) -> None:
+        if self.out:
+            self.flushed = True
+            self.conn.write(b"".join(self.out))
+            self.out.clear()
+            self.out_size = 0
+
+
+class _ClientConnection(asyncio.Protocol):
+    """One client connection: parses requests and runs their exchanges in order."""
+
+    def __init__(self, server: ProxyServer) -> None:
+        self.server = server
+        self.loop = server.loop
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.peer = ""
+        self.peer_bytes = b""
+        self.forwarded_for = b""
+        self.http11 = True
+        self.current: _Exchange | None = None
+        self.active: _Exchange | None = None
+        self.queue: deque[_Exchange] = deque()
+        self.task: asyncio.Task[None] | None = None
+        self.stop_reason: _Rejection | None = None
+        self.stopped = False
+        self.head_seen = 0
+        self.dead = False  # input is no longer parsed
+        self.closing = False  # close after the response in progress
+        self.reading_paused = False
+        self.write_paused = False
+        self.deadline: float | None = None
+        self.deadline_kind = ""
+        self.timer: asyncio.TimerHandle | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self.transport is None or self.transport.is_closing()
+
+    # -- asyncio.Protocol -----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        peername = transport.get_extra_info("peername")
+        self.peer = str(peername[0]) if isinstance(peername, tuple) else ""
+        self.peer_bytes = self.peer.encode("latin-1")
+        self.forwarded_for = (
+            b'"[' + self.peer_bytes + b']"' if ":" in self.peer else self.peer_bytes
+        )
+        self.server.connections.add(self)
+        self._set_deadline(self.server.timeouts.header_read, "header")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.dead = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.task is not None:
+            self.task.cancel()
+        self.server.connection_closed(self)
+
+    def eof_received(self) -> bool | None:
+        """The client half-closed: finish what it sent, then close."""
+        self.closing = True
+        if self.task is None or self.server.tls is not None:
+            return None  # close now (TLS cannot stay half-open)
+        return True
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        if self.active is not None and self.active.source is not None:
+            self.active.source.pause()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.active is not None and self.active.source is not None:
+            self.active.source.resume()
+
+    def data_received(self, data: bytes) -> None:
+        if self.dead:
+            return  # a rejection was answered; the rest is discarded until the close
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            self.parser = httptools.HttpRequestParser(self)  # upgrades are not supported
+            rest = data[upgrade.args[0] :]
+            if rest:
+                self.data_received(rest)
+            return
+        except httptools.HttpParserError as exc:
+            if not self.stopped:
+                self.stop_reason = _malformed(f"malformed HTTP request: {exc}")
+            self._reject(self.stop_reason)
+            return
+        current = self.current
+        if current is not None and not current.head_done:
+            self.head_seen += len(data)
+            limits = current.engine.policy.limits
+            if self.head_seen > limits.max_header_bytes + limits.max_url_bytes + _HEAD_SLACK:
+                self._reject(self._too_large_head("request head"))
+        if len(self.queue) >= _PIPELINE_DEPTH and not self.reading_paused:
+            self.reading_paused = True
+            self.transport.pause_reading()  # type: ignore[union-attr]
+
+    # -- llhttp callbacks -----------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.current = _Exchange(self, self.server.holder.engine)
+        self.head_seen = 0
+        self._set_deadline(self.server.timeouts.header_read, "header")
+
+    def on_url(self, url: bytes) -> None:
+        current = self.current
+        assert current is not None
+        current.url += url
+        if len(current.url) > current.engine.policy.limits.max_url_bytes:
+            self._stop(
+                _Rejection(
+                    414, "limits.url_size", "the request target is too long", Location(Source.PATH)
+                )
+            )
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        current = self.current
+        assert current is not None
+        if current.head_done:
+            return  # chunked trailers are not forwarded
+        current.headers.append((name, value))
+        current.head_bytes += len(name) + len(value) + 4
+        limits = current.engine.policy.limits
+        if len(current.headers) > limits.max_headers:
+            self._stop(self._too_large_head("too many request headers"))
+        if current.head_bytes > limits.max_header_bytes:
+            self._stop(self._too_large_head("the request headers are too large"))
+
+    def on_headers_complete(self) -> None:
+        current = self.current
+        assert current is not None
+        current.head_done = True
+        current.method = self.parser.get_method()
+        current.keep_alive = self.parser.should_keep_alive() and not self.closing
+        self.http11 = self.parser.get_http_version() == "1.1"
+        rejection = self._check_head(current)
+        if rejection is not None:
+            self._stop(rejection)
+        self._open_transaction(current)
+
+    def on_body(self, body: bytes) -> None:
+        current = self.current
+        assert current is not None
+        current.body_parts.append(body)
+        current.body_size += len(body)
+        limit = current.engine.policy.limits.max_body_bytes
+        if current.body_size > limit:
+            self._stop(self._body_too_large(current, limit))
+
+    def on_message_complete(self) -> None:
+        current = self.current
+        assert current is not None
+        self.current = None
+        self.deadline = None
+        self._enqueue(current)
+
+    # -- request checks ---------------------------------------------------------------
+
+    def _check_head(self, current: _Exchange) -> _Rejection | None:
+        method = current.method
+        if method == b"CONNECT":
+            return _Rejection(
+                405, "protocol.method", "CONNECT is not supported", Location(Source.PATH)
+            )
+        url = current.url
+        if not url.startswith(b"/") and not (url == b"*" and method == b"OPTIONS"):
+            return _malformed("the request target must be a path (origin-form)")
+        hosts = 0
+        for name, value in current.headers:
+            lower = name.lower()
+            if lower == b"host":
+                hosts += 1
+                current.host = value
+            elif lower == b"transfer-encoding":
+                if not self.http11:
+                    return _malformed(
+                        "Transfer-Encoding is not allowed in HTTP/1.0", "transfer-encoding"
+                    )
+                if value.strip().lower() != b"chunked":
+                    return _malformed(
+                        "only 'Transfer-Encoding: chunked' is supported", "transfer-encoding"
+                    )
+                current.expected_body = True
+            elif lower == b"content-length":
+                current.expected_body = value != b"0"
+        if hosts > 1 or (hosts == 0 and self.http11):
+            return _malformed("an HTTP/1.1 request needs exactly one Host header", "host")
+        return None
+
+    def _open_transaction(self, current: _Exchange) -> None:
+        path, _, query = current.url.partition(b"?")
+        request = Request(
+            method=current.method.decode("latin-1"),
+            path=path.decode("latin-1"),
+            query=query.decode("latin-1"),
+            headers=Headers.from_raw(current.headers),
+            client=self.peer,
+            scheme=self.server.scheme,
+            http_version=self.parser.get_http_version(),
+        )
+        tx = current.engine.transaction(request)
+        current.tx = tx
+        verdict = tx.request_headers()
+        if not current.expected_body:
+            self.deadline = None
+            return
+        limit = current.engine.policy.limits.max_body_bytes
+        declared = self._declared_length(current)
+        if declared is not None and declared > limit:
+            self._stop(self._body_too_large(current, limit))
+        if verdict is not None and verdict.interrupts:
+            self._stop(None)  # answer now, without reading the body
+        self._set_deadline(self.server.timeouts.body_read, "body")
+        if self.task is None and self._expects_continue(current):
+            self.write(_CONTINUE)
+
+    @staticmethod
+    def _declared_length(current: _Exchange) -> int | None:
+        for name, value in current.headers:
+            if name.lower() == b"content-length":
+                return int(value)
+        return None
+
+    @staticmethod
+    def _expects_continue(current: _Exchange) -> bool:
+        return any(
+            n.lower() == b"expect" and v.lower() == b"100-continue" for n, v in current.headers
+        )
+
+    def _too_large_head(self, what: str) -> _Rejection:
+        limits = self.server.holder.engine.policy.limits
+        return _Rejection(
+            limits.statuses.headers,
+            "limits.header_size",
+            f"{what} exceeds the limit",
+            Location(Source.HEADER),
+        )
+
+    @staticmethod
+    def _body_too_large(current: _Exchange, limit: int) -> _Rejection:
+        status = current.engine.policy.limits.statuses.body
+        return _Rejection(
+            status, "limits.body_size", f"request body exceeds {limit} bytes", Location(Source.BODY)
+        )
+
+    # -- queueing and answering ---------------------------------------------------------
+
+    def _stop(self, rejection: _Rejection | None) -> None:
+        """Stop parsing from inside a callback; ``None`` answers the engine's verdict."""
+        self.stop_reason = rejection
+        self.stopped = True
+        self.dead = True
+        raise _Stop
+
+    def _reject(self, rejection: _Rejection | None) -> None:
+        """Queue the current (possibly partial) request as the last one of the connection."""
+        self.dead = True
+        self.deadline = None
+        current = self.current or _Exchange(self, self.server.holder.engine)
+        self.current = None
+        current.rejection = rejection
+        current.keep_alive = False
+        self._enqueue(current)
+
+    def _enqueue(self, exchange: _Exchange) -> None:
+        self.queue.append(exchange)
+        if self.task is None:
+            self.task = self.loop.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            while self.queue:
+                exchange = self.queue.popleft()
+                self.active = exchange
+                keep = await exchange.run()
+                self.active = None
+                if not keep or self.closing or self.closed:
+                    self._close(linger=self.dead)
+                    return
+            if self.reading_paused and self.transport is not None:
+                self.reading_paused = False
+                self.transport.resume_reading()
+            if self.current is None:
+                self._set_deadline(self.server.timeouts.idle, "idle")
+        finally:
+            self.active = None
+            self.task = None
+
+    def write(self, data: bytes) -> None:
+        """Send to the client, unless it is gone."""
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    def abort(self) -> None:
+        """Drop the connection at once (a response cannot be completed)."""
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _close(self, *, linger: bool) -> None:
+        """Close; with ``linger``, half-close first so the client can read our answer."""
+        transport = self.transport
+        if transport is None:
+            return
+        if linger and transport.can_write_eof():
+            self.dead = True
+            transport.write_eof()
+            self._set_deadline(_LINGER_SECONDS, "linger")
+        else:
+            transport.close()
+
+    def shutdown(self) -> None:
+        """Graceful stop: close when idle, else after the response in progress."""
+        self.closing = True
+        if self.task is None and self.current is None:
+            self._close(linger=False)
+
+    # -- timeouts -----------------------------------------------------------------------
+
+    def _set_deadline(self, seconds: float, kind: str) -> None:
+        """One lazily re-armed timer serves every deadline of the connection."""
+        deadline = self.loop.time() + seconds
+        self.deadline = deadline
+        self.deadline_kind = kind
+        timer = self.timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self.timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        deadline = self.deadline
+        if deadline is None or self.transport is None:
+            return
+        if self.loop.time() < deadline:
+            self.timer = self.loop.call_at(deadline, self._on_timer)
+            return
+        self.deadline = None
+        if self.deadline_kind in ("idle", "linger") or (
+            self.current is None
+            and self.task is None
+            and self.deadline_kind == "header"
+            and self.head_seen == 0
+        ):
+            self.transport.close()
+        else:
+            what = "request body" if self.deadline_kind == "body" else "request head"
+            self._reject(
+                _Rejection(
+                    408,
+                    "protocol.timeout",
+                    f"the {what} was not received in time",
+                    Location(Source.HEADER),
+                )
+            )
+
+
+class ProxyServer:
+    """The proxy in this process: ``await start()``, ``port``, ``await stop()``.
+
+    ``listen`` overrides ``policy.server.listen`` (port 0 picks a free port);
+    ``sinks`` receives the events (None drops them); ``poll_interval`` is how often
+    the policy file is checked for changes (None: never).
+    """
+
+    def __init__(
+        self,
+        holder: PolicyHolder,
+        *,
+        sinks: EventSink | None = None,
+        listen: str | None = None,
+        reuse_port: bool = False,
+        poll_interval: float | None = 1.0,
+    ) -> None:
+        self.holder = holder
+        self.sinks = sinks
+        settings = holder.engine.policy.server
+        self.listen = listen or settings.listen
+        self.timeouts = settings.timeouts
+        self.tls = settings.tls
+        self.scheme = "https" if self.tls is not None else "http"
+        self.scheme_bytes = self.scheme.encode()
+        self.reuse_port = reuse_port
+        self.poll_interval = poll_interval
+        self.connections: set[_ClientConnection] = set()
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._pools: dict[str, UpstreamPool] = {}
+        self._pools_engine: Engine | None = None
+        self._routed = False
+        self._idle = asyncio.Event()
+        self._poller: asyncio.TimerHandle | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None
+        return self._loop
+
+    async def start(self) -> None:
+        """Bind and start accepting connections."""
+        self._loop = asyncio.get_running_loop()
+        host, _, port = self.listen.rpartition(":")
+        self._server = await self._loop.create_server(
+            lambda: _ClientConnection(self),
+            host.strip("[]") or None,
+            int(port),
+            ssl=_server_ssl(self.tls) if self.tls is not None else None,
+            ssl_handshake_timeout=self.timeouts.header_read if self.tls is not None else None,
+            reuse_port=self.reuse_port or None,
+            backlog=2048,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        if self.poll_interval is not None and self.holder.path is not None:
+            self._poller = self._loop.call_later(self.poll_interval, self._poll_policy)
+
+    async def stop(self) -> None:
+        """Stop accepting, let requests in flight finish within the grace time, close."""
+        if self._server is None:
+            return
+        if self._poller is not None:
+            self._poller.cancel()
+        self._server.close()
+        for conn in list(self.connections):
+            conn.shutdown()
+        if self.connections:
+            self._idle.clear()
+            try:
+                async with asyncio.timeout(self.timeouts.shutdown_grace):
+                    await self._idle.wait()
+            except TimeoutError:
+                for conn in list(self.connections):
+                    conn.abort()
+        await self._server.wait_closed()
+        for pool in self._pools.values():
+            pool.close()
+        if self.sinks is not None:
+            self.sinks.flush()
+        self._server = None
+
+    def connection_closed(self, conn: _ClientConnection) -> None:
+        """Called by a connection when it is gone."""
+        self.connections.discard(conn)
+        if not self.connections:
+            self._idle.set()
+
+    def pool_for(self, engine: Engine, tx: Transaction) -> UpstreamPool | None:
+        """The upstream pool for ``tx``: its route's upstream, else ``default``."""
+        if engine is not self._pools_engine:
+            self._rebuild_pools(engine)
+        name = "default"
+        if self._routed:
+            matched = engine.routes.match(tx.request.method, tx.decoded_path)
+            if matched is not None:
+                name = matched[1].upstream
+        return self._pools.get(name)
+
+    def _rebuild_pools(self, engine: Engine) -> None:
+        """Keep the pools whose upstream did not change across a reload."""
+        old = self._pools
+        self._pools = {}
+        for name, upstream in engine.policy.upstreams.items():
+            pool = old.pop(name, None)
+            self._pools[name] = (
+                pool if pool is not None and pool.config == upstream else (UpstreamPool(upstream))
+            )
+        for pool in old.values():
+            if pool not in self._pools.values():
+                pool.close()
+        self._routed = any(r.upstream != "default" for r in engine.policy.routes)
+        self._pools_engine = engine
+
+    def _poll_policy(self) -> None:
+        self.holder.reload_if_changed()
+        assert self.poll_interval is not None
+        self._poller = self.loop.call_later(self.poll_interval, self._poll_policy)
+
+
+def _server_ssl(tls: TLS) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls.cert, tls.key)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+def serve(
+    holder: PolicyHolder,
+    *,
+    listen: str | None = None,
+    workers: int | None = None,
+    sinks: EventSink | None = None,
+) -> None:
+    """Run the proxy until SIGTERM/SIGINT; blocking.
+
+    ``listen`` and ``workers`` override ``policy.server`` (0 workers: one per core).
+    With ``sinks`` None each worker opens ``policy.events.sinks`` itself, after the
+    fork; an explicit ``sinks`` is inherited by every worker as it is.
+    SIGHUP reloads the policy in every worker; the file is also polled every second.
+    """
+    settings = holder.engine.policy.server
+    address = listen or settings.listen
+    count = settings.workers if workers is None else workers
+    count = count or os.cpu_count() or 1
+    if count == 1:
+        _run_worker(holder, address, sinks, reuse_port=False)
+        return
+    host, _, port = address.rpartition(":")
+    reserved = reserve_port(host.strip("[]"), int(port))
+    address = f"{host}:{reserved.getsockname()[1]}"
+    log.info("apishield proxy: %d workers on %s", count, address)
+    try:
+        supervise(
+            count,
+            lambda: _run_worker(holder, address, sinks, reuse_port=True),
+            grace=settings.timeouts.shutdown_grace,
+        )
+    finally:
+        reserved.close()
+
+
+def _run_worker(
+    holder: PolicyHolder, listen: str, sinks: EventSink | None, *, reuse_port: bool
+) -> None:
+    """One worker: its own event loop (uvloop), its own sinks, signal handling."""
+    import uvloop  # noqa: PLC0415 - only the process that serves needs it
+
+    own_sinks = sinks if sinks is not None else _open_sinks(holder)
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(_worker_main(holder, listen, own_sinks, reuse_port))
+    finally:
+        if sinks is None:
+            own_sinks.close()
+
+
+async def _worker_main(
+    holder: PolicyHolder, listen: str, sinks: EventSink, reuse_port: bool
+) -> None:
+    server = ProxyServer(holder, sinks=sinks, listen=listen, reuse_port=reuse_port)
+    await server.start()
+    log.info("apishield proxy worker %d listening on %s", os.getpid(), server.listen)
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stopped.set)
+    loop.add_signal_handler(signal.SIGINT, stopped.set)
+    loop.add_signal_handler(signal.SIGHUP, holder.reload)
+    await stopped.wait()
+    await server.stop()
+
+
+def _open_sinks(holder: PolicyHolder) -> EventSink:
+    """The policy's sinks, opened in this process (after the fork)."""
+    from apishield.sinks import open_sinks  # noqa: PLC0415 - each worker opens its own
+
+    events = holder.engine.policy.events
+    return cast(EventSink, open_sinks(events.sinks, retention_days=events.retention_days))

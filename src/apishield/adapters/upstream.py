@@ -1,0 +1,306 @@
+"""A small pooled HTTP/1.1 client for the proxy's upstreams, on asyncio + llhttp.
+
+One :class:`UpstreamPool` per configured upstream keeps idle keep-alive connections.
+A request is written in one go (the proxy has already buffered the body) and the
+response is pushed, as it is parsed, to a :class:`ResponseHandler`: no coroutine or
+task per chunk, and back-pressure from the client side pauses the upstream socket.
+Interim (1xx) responses are dropped; HEAD responses end at their head.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from typing import Protocol, cast
+
+import httptools
+
+from apishield.errors import UpstreamError, UpstreamTimeout
+from apishield.policy import Upstream
+
+
+class ResponseHandler(Protocol):
+    """Receives one upstream response as it is parsed."""
+
+    def attach(self, source: UpstreamConnection) -> None:
+        """The connection that will carry the response (to pause it under back-pressure)."""
+
+    def response_head(
+        self, status: int, headers: list[tuple[bytes, bytes]], length_known: bool
+    ) -> bool:
+        """The status and headers; ``length_known`` is False for chunked or close-delimited.
+
+        Returning False abandons the rest of the response (the connection is dropped).
+        """
+
+    def response_body(self, chunk: bytes) -> bool:
+        """A piece of the (de-chunked) body; returning False abandons the rest."""
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """One connection to an upstream; carries one exchange at a time."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, read_timeout: float) -> None:
+        self._loop = loop
+        self._read_timeout = read_timeout
+        self._parser = httptools.HttpResponseParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._handler: ResponseHandler | None = None
+        self._done: asyncio.Future[None] | None = None
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._head_request = False
+        self._interim = False
+        self._until_close = False
+        self._stale_parser = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._paused = False
+        self._last_activity = 0.0
+        self.received_any = False
+        self.reusable = True
+
+    # -- the exchange ------------------------------------------------------------
+
+    def send(
+        self, data: bytes, body: bytes, handler: ResponseHandler, *, head_request: bool
+    ) -> asyncio.Future[None]:
+        """Write a request; the future completes when its response has been handed over."""
+        assert self._transport is not None
+        self._handler = handler
+        handler.attach(self)
+        self._head_request = head_request
+        self._until_close = False
+        self.received_any = False
+        self._done = self._loop.create_future()
+        self._last_activity = self._loop.time()
+        self._timer = self._loop.call_at(
+            self._last_activity + self._read_timeout, self._check_timeout
+        )
+        if len(body) < 65536:
+            self._transport.write(data + body)
+        else:
+            self._transport.writelines((data, body))
+        return self._done
+
+    def pause(self) -> None:
+        """Stop reading the upstream (the client cannot take more yet)."""
+        if self._transport is not None and not self._paused:
+            self._paused = True
+            self._transport.pause_reading()
+
+    def resume(self) -> None:
+        """Read the upstream again."""
+        if self._transport is not None and self._paused:
+            self._paused = False
+            self._transport.resume_reading()
+
+    def close(self) -> None:
+        """Drop the connection (idle or not); an exchange in flight fails."""
+        self.reusable = False
+        if self._transport is not None:
+            self._transport.close()
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection cannot carry another request."""
+        return self._transport is None or self._transport.is_closing() or not self.reusable
+
+    def _finish(self, error: UpstreamError | None = None) -> None:
+        done, self._done, self._handler = self._done, None, None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if error is not None:
+            self.close()
+        elif self._paused:
+            self.resume()
+        if done is not None and not done.done():
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(error)
+
+    def _abandon(self) -> None:
+        """The handler wants no more of this response: end the exchange, drop the socket."""
+        self._finish()
+        self.close()
+
+    def _check_timeout(self) -> None:
+        self._timer = None
+        if self._done is None:
+            return
+        deadline = self._last_activity + self._read_timeout
+        if self._loop.time() >= deadline:
+            self._finish(UpstreamTimeout(f"no response data within {self._read_timeout:g} s"))
+        else:
+            self._timer = self._loop.call_at(deadline, self._check_timeout)
+
+    # -- asyncio.Protocol --------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        self.reusable = False
+        if self._done is None:
+            return
+        if self._until_close and self._handler is not None:
+            self._finish()
+        else:
+            self._finish(UpstreamError("the upstream closed the connection"))
+
+    def data_received(self, data: bytes) -> None:
+        if self._done is None:
+            self.close()  # unsolicited bytes: the connection is out of step
+            return
+        self.received_any = True
+        self._last_activity = self._loop.time()
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._finish(UpstreamError(f"broken response from the upstream: {exc}"))
+        if self._stale_parser:
+            self._stale_parser = False
+            self._parser = httptools.HttpResponseParser(self)
+
+    # -- llhttp callbacks --------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._headers = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        status: int = self._parser.get_status_code()
+        handler = self._handler
+        if handler is None:
+            self.close()
+            return
+        if 100 <= status < 200:
+            self._interim = status != 101
+            if status == 101:
+                self._finish(UpstreamError("the upstream switched protocols unasked"))
+            return
+        headers = self._headers
+        length: bytes | None = None
+        chunked = False
+        for name, value in headers:
+            lower = name.lower()
+            if lower == b"content-length":
+                length = value
+            elif lower == b"transfer-encoding":
+                chunked = True
+        length_known = length is not None
+        bodyless = self._head_request or status in (204, 304)
+        self._until_close = not (length_known or chunked or bodyless)
+        if status in (204, 304) and (chunked or length not in (None, b"0")):
+            self.reusable = False  # it may send the body it announced anyway
+        if not handler.response_head(status, headers, length_known or bodyless):
+            self._abandon()
+        elif self._head_request:
+            self._stale_parser = True  # llhttp would wait for the announced body
+            self._finish()
+
+    def on_body(self, body: bytes) -> None:
+        if self._handler is None:
+            self.close()
+        elif not self._interim and not self._handler.response_body(body):
+            self._abandon()
+
+    def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = False
+            return
+        if self._handler is None:
+            return
+        if not self._parser.should_keep_alive():
+            self.reusable = False
+        self._finish()
+
+
+class UpstreamPool:
+    """Keep-alive connections to one upstream, with its timeouts."""
+
+    def __init__(self, upstream: Upstream) -> None:
+        self.config = upstream
+        url = httptools.parse_url(upstream.url.encode("latin-1"))
+        self.https = url.schema == b"https"
+        self.host = url.host.decode("idna")
+        self.port = url.port or (443 if self.https else 80)
+        self.prefix: bytes = (url.path or b"").rstrip(b"/")
+        self._ssl = ssl.create_default_context() if self.https else None
+        self._idle: deque[UpstreamConnection] = deque()
+
+    async def request(
+        self, data: bytes, body: bytes, handler: ResponseHandler, *, head_request: bool
+    ) -> None:
+        """Send one request and hand its response to ``handler``.
+
+        A reused keep-alive connection that dies before any response byte (the
+        upstream closed it while idle) is retried once on a fresh connection.
+        """
+        conn = self._take_idle()
+        if conn is not None:
+            try:
+                await self._exchange(conn, data, body, handler, head_request)
+                return
+            except UpstreamTimeout:
+                raise
+            except UpstreamError:
+                if conn.received_any:
+                    raise
+        conn = await self._connect()
+        await self._exchange(conn, data, body, handler, head_request)
+
+    async def _exchange(
+        self,
+        conn: UpstreamConnection,
+        data: bytes,
+        body: bytes,
+        handler: ResponseHandler,
+        head_request: bool,
+    ) -> None:
+        try:
+            await conn.send(data, body, handler, head_request=head_request)
+        except BaseException:
+            conn.close()
+            raise
+        self._release(conn)
+
+    def _take_idle(self) -> UpstreamConnection | None:
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.closed:
+                return conn
+        return None
+
+    def _release(self, conn: UpstreamConnection) -> None:
+        if conn.closed or len(self._idle) >= self.config.pool_size:
+            conn.close()
+        else:
+            self._idle.append(conn)
+
+    async def _connect(self) -> UpstreamConnection:
+        loop = asyncio.get_running_loop()
+        timeout = self.config.connect_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                _, conn = await loop.create_connection(
+                    lambda: UpstreamConnection(loop, self.config.read_timeout),
+                    self.host,
+                    self.port,
+                    ssl=self._ssl,
+                    server_hostname=self.host if self._ssl else None,
+                )
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"connecting to {self.host}:{self.port} timed out") from exc
+        except OSError as exc:
+            raise UpstreamError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
+        return conn
+
+    def close(self) -> None:
+        """Close every idle connection."""
+        while self._idle:
+            self._idle.pop().close()

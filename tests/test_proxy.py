@@ -1,0 +1,537 @@
+"""The reverse proxy end to end: real sockets, an echo upstream, the in-process server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import uvloop
+import yaml
+
+from apishield.adapters.proxy import ProxyServer
+from apishield.events import SecurityEvent
+from apishield.policy import policy_from_dict
+from apishield.reload import PolicyHolder
+from tests.support.echo import decode_echo, echo_upstream
+
+T = TypeVar("T")
+ATTACK = "/?id=1%27%20OR%20%271%27=%271"
+
+
+class ListSink:
+    """Collects events in memory."""
+
+    def __init__(self) -> None:
+        self.events: list[SecurityEvent] = []
+
+    def emit(self, event: SecurityEvent) -> None:
+        self.events.append(event)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class LoopThread:
+    """A uvloop event loop in a thread, so tests can use blocking clients."""
+
+    def __init__(self) -> None:
+        self.loop = uvloop.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def loop_thread() -> Iterator[LoopThread]:
+    runner = LoopThread()
+    yield runner
+    runner.close()
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[str]:
+    with echo_upstream() as url:
+        yield url
+
+
+def policy_data(upstream_url: str, **overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "upstreams": {"default": {"url": upstream_url}},
+        "events": {"record": "all"},
+        "server": {"listen": "127.0.0.1:0"},
+    }
+    data.update(overrides)
+    return data
+
+
+@contextmanager
+def running(
+    loop_thread: LoopThread, holder: PolicyHolder, sink: ListSink | None = None
+) -> Iterator[ProxyServer]:
+    server = ProxyServer(holder, sinks=sink, poll_interval=None)
+    loop_thread.run(server.start())
+    try:
+        yield server
+    finally:
+        loop_thread.run(server.stop())
+
+
+@contextmanager
+def proxy_for(
+    loop_thread: LoopThread, upstream_url: str, sink: ListSink | None = None, **overrides: Any
+) -> Iterator[str]:
+    holder = PolicyHolder(None, policy=policy_from_dict(policy_data(upstream_url, **overrides)))
+    with running(loop_thread, holder, sink) as server:
+        yield f"http://127.0.0.1:{server.port}"
+
+
+def raw_exchange(port: int, data: bytes, *, close: bool = False, timeout: float = 5.0) -> bytes:
+    """Send raw bytes (with ``close``, then half-close); read until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        if close:
+            sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+def problem_of(response: bytes) -> tuple[int, dict[str, Any]]:
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert b"content-type: application/problem+json" in head.lower()
+    return int(head.split(b" ")[1]), json.loads(body)
+
+
+# -- forwarding ------------------------------------------------------------------------
+
+
+def test_get_and_post_are_forwarded_byte_for_byte(loop_thread: LoopThread, upstream: str) -> None:
+    with proxy_for(loop_thread, upstream) as base, httpx.Client(base_url=base) as client:
+        target = b"/a/%7Ebob//x;p?b=2&a=1&a=%2F&c"
+        got = raw_exchange(
+            port_of(base), b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n", close=True
+        )
+        assert got.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert decode_echo(got.partition(b"\r\n\r\n")[2])["target"] == target.decode()
+        payload = b'{"name": "caf\xc3\xa9", "n": [1, 2]}'
+        posted = client.post(
+            "/items", content=payload, headers={"content-type": "application/json"}
+        )
+        echoed = decode_echo(posted.content)
+        assert (echoed["method"], echoed["body"]) == ("POST", payload)
+        headers = {k.lower(): v for k, v in echoed["headers"]}
+        assert headers["host"] == base.removeprefix("http://")
+        assert headers["x-forwarded-for"] == "127.0.0.1"
+        assert headers["x-forwarded-proto"] == "http"
+        assert headers["forwarded"].startswith("for=127.0.0.1;proto=http;host=")
+
+
+def test_hop_by_hop_headers_are_removed(loop_thread: LoopThread, upstream: str) -> None:
+    with proxy_for(loop_thread, upstream) as base:
+        request = (
+            b"GET /h HTTP/1.1\r\nHost: x\r\nConnection: close, X-Secret\r\nX-Secret: 1\r\n"
+            b"Keep-Alive: 5\r\nTE: trailers\r\nX-Forwarded-For: 10.0.0.1\r\nX-Kept: yes\r\n\r\n"
+        )
+        response = raw_exchange(port_of(base), request, close=True)
+        headers = {
+            k.lower(): v for k, v in decode_echo(response.partition(b"\r\n\r\n")[2])["headers"]
+        }
+        assert "x-secret" not in headers and "keep-alive" not in headers and "te" not in headers
+        assert headers["x-kept"] == "yes"
+        assert headers["x-forwarded-for"] == "10.0.0.1, 127.0.0.1"
+
+
+def test_chunked_request_body_is_forwarded(loop_thread: LoopThread, upstream: str) -> None:
+    with proxy_for(loop_thread, upstream) as base, httpx.Client(base_url=base) as client:
+        response = client.post("/upload", content=iter([b"hello ", b"chunked ", b"world"]))
+        assert decode_echo(response.content)["body"] == b"hello chunked world"
+
+
+def test_keep_alive_reuses_the_connection(loop_thread: LoopThread, upstream: str) -> None:
+    with proxy_for(loop_thread, upstream) as base:
+        request = b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", port_of(base)), timeout=5) as sock:
+            for _ in range(3):
+                sock.sendall(request)
+                head = _read_response(sock)
+                assert head.startswith(b"HTTP/1.1 200")
+            # pipelined: two requests in one write come back in order
+            sock.sendall(b"GET /p1 HTTP/1.1\r\nHost: x\r\n\r\nGET /p2 HTTP/1.1\r\nHost: x\r\n\r\n")
+            first, second = _read_response(sock), _read_response(sock)
+            assert b'"/p1"' in first and b'"/p2"' in second
+
+
+def _read_response(sock: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length")
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def test_head_and_bodyless_statuses(loop_thread: LoopThread, upstream: str) -> None:
+    with proxy_for(loop_thread, upstream) as base, httpx.Client(base_url=base) as client:
+        head = client.head("/x")
+        assert head.status_code == 200 and head.content == b""
+        assert int(head.headers["content-length"]) > 0
+        assert client.get("/status/204").status_code == 204
+        assert client.get("/status/304").status_code == 304
+        assert client.get("/after").status_code == 200  # the upstream connection survived
+
+
+# -- the engine -----------------------------------------------------------------------
+
+
+def test_attack_is_blocked_with_problem_json(loop_thread: LoopThread, upstream: str) -> None:
+    sink = ListSink()
+    with proxy_for(loop_thread, upstream, sink) as base, httpx.Client(base_url=base) as client:
+        blocked = client.get(ATTACK)
+        assert blocked.status_code == 403
+        assert blocked.headers["content-type"] == "application/problem+json"
+        event_id = blocked.json()["event_id"]
+        assert client.get("/fine").status_code == 200
+    verdicts = [(e.event_id, e.verdict, e.status) for e in sink.events]
+    assert verdicts[0] == (event_id, "block", 403)
+    assert verdicts[1][1:] == ("allow", 200)
+    assert sink.events[1].upstream_ms is not None
+
+
+def test_only_findings_are_recorded_by_default(loop_thread: LoopThread, upstream: str) -> None:
+    sink = ListSink()
+    events = {"record": "findings"}
+    with (
+        proxy_for(loop_thread, upstream, sink, events=events) as base,
+        httpx.Client(base_url=base) as client,
+    ):
+        client.get("/fine")
+        client.get(ATTACK)
+    assert [e.verdict for e in sink.events] == ["block"]
+
+
+def test_oversized_body_gets_413(loop_thread: LoopThread, upstream: str) -> None:
+    sink = ListSink()
+    limits = {"max_body_bytes": 1000}
+    with proxy_for(loop_thread, upstream, sink, limits=limits) as base:
+        port = port_of(base)
+        declared = raw_exchange(
+            port, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" + b"a" * 5000
+        )
+        status, problem = problem_of(declared)
+        assert status == 413 and problem["event_id"]
+        chunked = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        chunked += b"400\r\n" + b"a" * 1024 + b"\r\n" + b"0\r\n\r\n"
+        assert problem_of(raw_exchange(port, chunked))[0] == 413
+        with httpx.Client(base_url=base) as client:
+            assert client.post("/", content=b"a" * 1000).status_code == 200
+    assert [(e.verdict, e.status) for e in sink.events[:2]] == [("reject", 413)] * 2
+    assert sink.events[0].findings[-1].check == "limits.body_size"
+
+
+# -- malformed requests and smuggling -------------------------------------------------
+
+SMUGGLING = {
+    "cl-and-te": b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "two-cl": b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde",
+    "te-not-chunked-last": b"POST / HTTP/1.1\r\nHost: x\r\n"
+    b"Transfer-Encoding: chunked, gzip\r\n\r\n",
+    "te-gzip-chunked": b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+    b"0\r\n\r\n",
+    "te-http10": b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "obs-fold": b"GET / HTTP/1.1\r\nHost: x\r\nX-A: b\r\n c\r\n\r\n",
+    "nul-in-value": b"GET / HTTP/1.1\r\nHost: x\r\nX-A: b\x00c\r\n\r\n",
+    "cr-in-value": b"GET / HTTP/1.1\r\nHost: x\r\nX-A: b\rc\r\n\r\n",
+    "bad-method": b"G(T / HTTP/1.1\r\nHost: x\r\n\r\n",
+    "space-in-te-name": b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n",
+    "no-host": b"GET / HTTP/1.1\r\n\r\n",
+    "two-hosts": b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    "absolute-form": b"GET http://evil/ HTTP/1.1\r\nHost: x\r\n\r\n",
+    "bad-chunk-size": b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    "garbage": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SMUGGLING))
+def test_smuggling_and_malformed_requests_get_400(
+    loop_thread: LoopThread, upstream: str, name: str
+) -> None:
+    sink = ListSink()
+    with proxy_for(loop_thread, upstream, sink) as base:
+        response = raw_exchange(port_of(base), SMUGGLING[name])
+    status, problem = problem_of(response)
+    assert status == 400
+    assert b"connection: close" in response.lower()
+    assert [e.event_id for e in sink.events] == [problem["event_id"]]
+    assert sink.events[0].verdict == "reject"
+
+
+def test_connect_and_oversized_heads_are_refused(loop_thread: LoopThread, upstream: str) -> None:
+    limits = {"max_headers": 10, "max_url_bytes": 100}
+    with proxy_for(loop_thread, upstream, limits=limits) as base:
+        port = port_of(base)
+        connect = raw_exchange(port, b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n")
+        assert problem_of(connect)[0] == 405
+        long_url = b"GET /" + b"a" * 200 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+        assert problem_of(raw_exchange(port, long_url))[0] == 414
+        many = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-A: 1\r\n" * 20 + b"\r\n"
+        assert problem_of(raw_exchange(port, many))[0] == 431
+        huge = b"GET / HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * 100_000 + b"\r\n\r\n"
+        assert problem_of(raw_exchange(port, huge))[0] == 431
+
+
+# -- upstream failures and timeouts ---------------------------------------------------
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_upstream_down_gives_502(loop_thread: LoopThread) -> None:
+    sink = ListSink()
+    with proxy_for(loop_thread, f"http://127.0.0.1:{_closed_port()}", sink) as base:
+        response = httpx.get(base + "/x")
+    assert response.status_code == 502
+    assert response.json()["event_id"] == sink.events[0].event_id
+    assert sink.events[0].status == 502
+
+
+@contextmanager
+def silent_upstream() -> Iterator[str]:
+    """Accepts connections (through the backlog) and never answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_slow_upstream_gives_504(loop_thread: LoopThread) -> None:
+    sink = ListSink()
+    with silent_upstream() as slow:
+        upstreams = {"default": {"url": slow, "read_timeout": 0.2}}
+        with proxy_for(loop_thread, slow, sink, upstreams=upstreams) as base:
+            started = time.monotonic()
+            response = httpx.get(base + "/x")
+            assert time.monotonic() - started < 2
+    assert response.status_code == 504
+    assert response.json()["event_id"] == sink.events[0].event_id
+    assert sink.events[0].status == 504
+
+
+def test_client_header_timeout_gives_408(loop_thread: LoopThread, upstream: str) -> None:
+    server = {"listen": "127.0.0.1:0", "timeouts": {"header_read": 0.2}}
+    with proxy_for(loop_thread, upstream, server=server) as base:
+        response = raw_exchange(port_of(base), b"GET / HTTP/1.1\r\nHost: x\r\n")
+    assert problem_of(response)[0] == 408
+
+
+@contextmanager
+def delayed_upstream(release: threading.Event) -> Iterator[str]:
+    """Answers each request once ``release`` is set."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+
+    def serve() -> None:
+        with listener:
+            conn, _ = listener.accept()
+            with conn:
+                while b"\r\n\r\n" not in conn.recv(65536):
+                    pass
+                release.wait(5)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    release.set()
+    thread.join(5)
+
+
+def test_graceful_stop_finishes_the_request_in_flight(loop_thread: LoopThread) -> None:
+    release = threading.Event()
+    with delayed_upstream(release) as slow:
+        holder = PolicyHolder(None, policy=policy_from_dict(policy_data(slow)))
+        server = ProxyServer(holder, poll_interval=None)
+        loop_thread.run(server.start())
+        results: list[httpx.Response] = []
+        client = threading.Thread(
+            target=lambda: results.append(httpx.get(f"http://127.0.0.1:{server.port}/"))
+        )
+        client.start()
+        _wait_until(lambda: len(server.connections) == 1)
+        stopping = asyncio.run_coroutine_threadsafe(server.stop(), loop_thread.loop)
+        _wait_until(lambda: _refused(server.port))
+        release.set()
+        stopping.result(5)
+        client.join(5)
+    assert results[0].status_code == 200 and results[0].content == b"slow"
+    assert results[0].headers["connection"] == "close"
+
+
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return True
+    return False
+
+
+def _wait_until(condition: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+# -- hot reload, TLS, workers ---------------------------------------------------------
+
+
+def test_hot_reload_switches_the_mode(
+    loop_thread: LoopThread, upstream: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(policy_data(upstream, mode="block")))
+    holder = PolicyHolder(path)
+    with running(loop_thread, holder) as server, httpx.Client() as client:
+        url = f"http://127.0.0.1:{server.port}{ATTACK}"
+        assert client.get(url).status_code == 403
+        path.write_text(yaml.safe_dump(policy_data(upstream, mode="monitor")))
+        assert holder.reload() is None
+        assert client.get(url).status_code == 200
+        path.write_text("mode: [not valid")
+        assert holder.reload() is not None
+        assert client.get(url).status_code == 200  # the last good policy stays
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def test_tls_termination(
+    loop_thread: LoopThread, upstream: str, certificate: tuple[Path, Path]
+) -> None:
+    cert, key = certificate
+    server = {"listen": "127.0.0.1:0", "tls": {"cert": str(cert), "key": str(key)}}
+    context = ssl.create_default_context(cafile=str(cert))
+    with proxy_for(loop_thread, upstream, server=server) as base:
+        url = base.replace("http://", "https://")
+        with httpx.Client(verify=context) as client:
+            response = client.get(url + "/secure?x=1")
+            assert client.get(url + ATTACK).status_code == 403
+    echoed = decode_echo(response.content)
+    headers = {k.lower(): v for k, v in echoed["headers"]}
+    assert echoed["target"] == "/secure?x=1" and headers["x-forwarded-proto"] == "https"
+
+
+def test_upstream_over_tls(
+    loop_thread: LoopThread, upstream: str, certificate: tuple[Path, Path]
+) -> None:
+    cert, key = certificate
+    tls_front = {"listen": "127.0.0.1:0", "tls": {"cert": str(cert), "key": str(key)}}
+    with proxy_for(loop_thread, upstream, server=tls_front) as front:
+        os.environ["SSL_CERT_FILE"] = str(cert)
+        try:
+            tls_url = front.replace("http://", "https://")
+            with proxy_for(loop_thread, tls_url) as base:
+                response = httpx.get(base + "/through")
+        finally:
+            del os.environ["SSL_CERT_FILE"]
+    assert decode_echo(response.content)["target"] == "/through"
+
+
+def test_workers_serve_reload_and_stop(upstream: str, tmp_path: Path) -> None:
+    port = _closed_port()
+    path = tmp_path / "policy.yaml"
+    events = tmp_path / "events.jsonl"
+    data = policy_data(upstream, events={"record": "all", "sinks": [f"file://{events}"]})
+    data["server"] = {"listen": f"127.0.0.1:{port}", "workers": 2}
+    path.write_text(yaml.safe_dump(data))
+    code = (
+        "from apishield.adapters.proxy import serve;"
+        "from apishield.reload import PolicyHolder;"
+        f"serve(PolicyHolder({str(path)!r}))"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
+    try:
+        _wait_until(lambda: not _refused(port), timeout=10)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            assert client.get(ATTACK).status_code == 403
+            path.write_text(yaml.safe_dump({**data, "mode": "monitor"}))
+            process.send_signal(signal.SIGHUP)
+            _wait_until(
+                lambda: all(
+                    client.get(ATTACK, headers={"connection": "close"}).status_code == 200
+                    for _ in range(4)
+                )
+            )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0, stderr.decode()
+    assert events.read_text().count("event_id") >= 2
