@@ -1,30 +1,408 @@
-"""Request normalisation: decode what attackers encode, once, for every check."""
+"""Request normalisation: decode what attackers encode, once, for every check.
+
+Canonical text (:func:`canonical`) undoes, in bounded rounds until nothing changes:
+
+* percent-encoding, repeated (``%252e`` → ``.``), including IIS ``%uXXXX``;
+* UTF-8 decoded leniently: overlong forms (``%c0%af``, ``%e0%80%af``) become the
+  character they spell, CESU-8 surrogate pairs are joined, and any other invalid
+  byte is read as latin-1, so no byte is ever lost to a replacement character;
+* ``\\xHH``, ``\\uHHHH`` and ``\\u{H…}`` escapes (as a JavaScript consumer would);
+* HTML character references: named, decimal, hex, with or without ``;``.
+
+Then NUL bytes are removed and non-ASCII text is NFKC-folded (fullwidth ``U+FF1C`` is
+``<``). Case and whitespace are kept: detectors match case-insensitively. Other
+backslashes are kept too (they matter to SQL and shell detectors); only paths
+treat ``\\`` as ``/``. Plain ASCII values without ``%``, ``&``, ``\\`` or NUL are
+returned unchanged at the cost of a few ``in`` tests. ``+`` means a space only in
+query strings and form bodies (:func:`canonical_param`), and only before the first
+decoding round, as an ``application/x-www-form-urlencoded`` reader would see it.
+
+Text chars U+0000-U+00FF are read as the bytes they stand for (adapters decode the
+request head as latin-1), so raw UTF-8 in a header is seen as the text it spells.
+
+Request head inputs (:func:`request_head_inputs`):
+
+* the whole path (``PATH``: decoded, dot segments kept so traversal stays visible)
+  and each raw segment (``PATH_SEGMENT``, name = 0-based index, empty ones skipped);
+* query keys and values, split on ``&`` only, duplicates kept, empty values skipped;
+* cookie keys and values from every ``Cookie`` header;
+* every other header, except :data:`SKIPPED_HEADERS` and :data:`SKIPPED_HEADER_PREFIXES`.
+  ``Authorization`` and ``Proxy-Authorization`` are skipped on purpose: they carry
+  credentials (base64, JWTs) that would be noise for detectors and must not end up
+  as evidence in security events.
+
+Limits: the request target against ``max_url_bytes`` (status 414), the header count
+and size (name + value + 4 bytes for ``": "`` and CRLF) against ``max_headers`` and
+``max_header_bytes``, and query pairs plus cookies against ``max_params``.
+"""
 
 from __future__ import annotations
 
-from urllib.parse import unquote, unquote_plus
+import codecs
+import html
+import re
+import unicodedata
+from collections.abc import Callable
+from functools import lru_cache, partial
 
 from apishield.findings import Location, Source
 from apishield.http import Request
-from apishield.inputs import InputValue
+from apishield.inputs import InputRejected, InputValue
 from apishield.policy import Limits
 
+MAX_DECODE_ROUNDS = 5
+URI_TOO_LONG = 414
+SKIPPED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "accept",
+        "accept-charset",
+        "accept-encoding",
+        "accept-language",
+        "cache-control",
+        "pragma",
+        "if-match",
+        "if-none-match",
+        "if-modified-since",
+        "if-unmodified-since",
+        "if-range",
+        "range",
+        "content-encoding",
+        "upgrade-insecure-requests",
+        "dnt",
+        "priority",
+        "authorization",
+        "proxy-authorization",
+        "cookie",  # inspected as individual cookies
+    }
+)
+SKIPPED_HEADER_PREFIXES = ("sec-fetch-", "sec-ch-")
 
-def decode_path(path: str) -> str:
-    """The percent-decoded path used for route matching."""
-    return unquote(path) if "%" in path else path
+_LENIENT = "apishield.lenient-utf8"
+_HEX = frozenset("0123456789abcdefABCDEF")
+_BACKSLASH_ESCAPE = re.compile(r"\\(?:x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|u\{([0-9a-fA-F]{1,6})\})")
+_PATH_LOCATION = Location(Source.PATH)
+_QUERY_LOCATION = Location(Source.QUERY)
+_HEADER_LOCATION = Location(Source.HEADER)
+
+
+# -- lenient UTF-8 ------------------------------------------------------------------
+
+
+def _sequence(data: bytes, start: int) -> tuple[int, int] | None:
+    """The code point and end of a loose (possibly overlong) UTF-8 sequence at ``start``."""
+    lead = data[start]
+    if 0xC0 <= lead <= 0xDF:
+        length, point = 2, lead & 0x1F
+    elif 0xE0 <= lead <= 0xEF:
+        length, point = 3, lead & 0x0F
+    elif 0xF0 <= lead <= 0xF7:
+        length, point = 4, lead & 0x07
+    elif 0xF8 <= lead <= 0xFD:
+        length, point = (5, lead & 0x03) if lead <= 0xFB else (6, lead & 0x01)
+    else:
+        return None
+    end = start + length
+    if end > len(data):
+        return None
+    for byte in data[start + 1 : end]:
+        if byte & 0xC0 != 0x80:
+            return None
+        point = point << 6 | byte & 0x3F
+    return (point, end) if point <= 0x10FFFF else None
+
+
+def _lenient_utf8(error: UnicodeError) -> tuple[str, int]:
+    """Codec error handler: overlong forms and surrogate pairs decoded, other bytes latin-1."""
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    data, start = error.object, error.start
+    found = _sequence(data, start)
+    if found is None:
+        return chr(data[start]), start + 1
+    point, end = found
+    if 0xDC00 <= point <= 0xDFFF:
+        return "\ufffd", end
+    if 0xD800 <= point <= 0xDBFF:
+        low = _sequence(data, end) if end < len(data) else None
+        if low is None or not 0xDC00 <= low[0] <= 0xDFFF:
+            return "\ufffd", end
+        return chr(0x10000 + ((point - 0xD800) << 10) + (low[0] - 0xDC00)), low[1]
+    return chr(point), end
+
+
+codecs.register_error(_LENIENT, _lenient_utf8)
+
+
+def decode_bytes(data: bytes) -> str:
+    """``data`` as UTF-8, decoded leniently (overlong forms decoded, bad bytes latin-1)."""
+    return data.decode("utf-8", _LENIENT)
+
+
+def _to_bytes(text: str) -> bytes:
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
+
+
+# -- decoding steps -----------------------------------------------------------------
+
+
+def percent_decode(text: str, *, plus: bool = False) -> str:
+    """One round of ``%XX`` and ``%uXXXX`` decoding, then lenient UTF-8."""
+    if plus:
+        text = text.replace("+", " ")
+    parts = text.split("%")
+    out = bytearray(_to_bytes(parts[0]))
+    for part in parts[1:]:
+        if len(part) >= 2 and part[0] in _HEX and part[1] in _HEX:
+            out.append(int(part[:2], 16))
+            out += _to_bytes(part[2:])
+        elif len(part) >= 5 and part[0] in "uU" and all(c in _HEX for c in part[1:5]):
+            out += chr(int(part[1:5], 16)).encode("utf-8", "surrogatepass")
+            out += _to_bytes(part[5:])
+        else:
+            out += b"%"
+            out += _to_bytes(part)
+    return decode_bytes(bytes(out))
+
+
+def _unescape_backslash(match: re.Match[str]) -> str:
+    digits = match.group(1) or match.group(2) or match.group(3)
+    point = int(digits, 16)
+    return chr(point) if point <= 0x10FFFF else match.group(0)
+
+
+def _decode_round(text: str, plus: bool, first: bool) -> str:
+    if "%" in text or (first and not text.isascii()):
+        text = percent_decode(text, plus=plus and first)
+    elif plus and first and "+" in text:
+        text = text.replace("+", " ")
+    if "\\" in text:
+        text = _BACKSLASH_ESCAPE.sub(_unescape_backslash, text)
+    if "&" in text:
+        text = html.unescape(text)
+    return text
+
+
+def _fold_unicode(text: str) -> str:
+    """Join or replace stray surrogates, then NFKC (fullwidth and compatibility forms)."""
+    text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return unicodedata.normalize("NFKC", text)
+
+
+def _decode(text: str, plus: bool) -> str:
+    for round_ in range(MAX_DECODE_ROUNDS):
+        decoded = _decode_round(text, plus, round_ == 0)
+        if decoded == text:
+            break
+        text = decoded
+    if not text.isascii():
+        text = _fold_unicode(text)
+    return text.replace("\x00", "") if "\x00" in text else text
 
 
 def canonical(text: str) -> str:
-    """The canonical form detectors match against."""
-    return unquote_plus(text) if ("%" in text or "+" in text) else text
+    """The canonical form detectors match against (see the module docstring)."""
+    if (
+        text.isascii()
+        and "%" not in text
+        and "&" not in text
+        and "\\" not in text
+        and "\x00" not in text
+    ):
+        return text
+    return _decode(text, False)
+
+
+def canonical_param(text: str) -> str:
+    """:func:`canonical` for query and form parameters, where ``+`` is a space."""
+    if (
+        text.isascii()
+        and "%" not in text
+        and "+" not in text
+        and "&" not in text
+        and "\\" not in text
+        and "\x00" not in text
+    ):
+        return text
+    return _decode(text, True)
+
+
+# -- paths --------------------------------------------------------------------------
+
+
+def _resolve_dots(path: str) -> str:
+    """Collapse ``//``, drop ``;params`` and resolve ``.``/``..`` without leaving the root."""
+    parts = path.split("/")
+    kept: list[str] = []
+    for part in parts:
+        segment = part.partition(";")[0]
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if kept:
+                kept.pop()
+            continue
+        kept.append(segment)
+    last = parts[-1].partition(";")[0]
+    trailing = "/" if kept and last in ("", ".", "..") else ""
+    return "/" + "/".join(kept) + trailing
+
+
+def decode_path(path: str) -> str:
+    """The path used for route matching, as a lenient server would resolve it.
+
+    Percent-decoded once (``%uXXXX`` and overlong UTF-8 included), ``\\`` read as
+    ``/``, NUL removed, then empty segments, ``;`` path parameters (Tomcat's
+    ``/..;/`` trick) and dot segments resolved; ``..`` never climbs above ``/``.
+    """
+    if (
+        path.startswith("/")
+        and path.isascii()
+        and "%" not in path
+        and "\\" not in path
+        and "//" not in path
+        and "/." not in path
+        and ";" not in path
+        and "\x00" not in path
+    ):
+        return path
+    decoded = percent_decode(path) if "%" in path or not path.isascii() else path
+    return _resolve_dots(decoded.replace("\\", "/").replace("\x00", ""))
+
+
+# -- request head -------------------------------------------------------------------
+
+
+def location_cache(source: Source) -> Callable[[str], Location]:
+    """A cached ``name → Location(source, name)``: values from one place share a Location."""
+    return lru_cache(maxsize=2048)(partial(Location, source))
+
+
+_segment_location = location_cache(Source.PATH_SEGMENT)
+_header_location = location_cache(Source.HEADER)
+_cookie_location = location_cache(Source.COOKIE)
+_cookie_key_location = location_cache(Source.COOKIE_KEY)
+_query_location = location_cache(Source.QUERY)
+_query_key_location = location_cache(Source.QUERY_KEY)
+
+
+def parameter_inputs(
+    text: str, key_location: Callable[[str], Location], value_location: Callable[[str], Location]
+) -> list[InputValue]:
+    """Keys and values of an ``&``-separated, urlencoded string; duplicates kept.
+
+    Each pair gives a key value (name = decoded key) and, when not empty, a value;
+    the location callables (see :func:`location_cache`) place them.
+    """
+    values: list[InputValue] = []
+    for pair in text.split("&"):
+        if not pair:
+            continue
+        key, _, raw = pair.partition("=")
+        name = canonical_param(key)
+        values.append(InputValue(key_location(name), key, name))
+        if raw:
+            values.append(InputValue(value_location(name), raw, canonical_param(raw)))
+    return values
+
+
+def count_parameters(text: str) -> int:
+    """The number of ``&``-separated pairs in ``text``, empty ones included (an upper bound)."""
+    return text.count("&") + 1 if text else 0
+
+
+def _path_inputs(path: str) -> list[InputValue]:
+    values = [InputValue(_PATH_LOCATION, path, canonical(path))]
+    for index, segment in enumerate(path.split("/")[1:]):
+        if segment:
+            values.append(InputValue(_segment_location(str(index)), segment, canonical(segment)))
+    return values
+
+
+def _cookie_inputs(header: str) -> list[InputValue]:
+    values: list[InputValue] = []
+    for piece in header.split(";"):
+        key, _, raw = piece.partition("=")
+        key, raw = key.strip(), raw.strip()
+        if not key and not raw:
+            continue
+        values.append(InputValue(_cookie_key_location(key), key, canonical(key)))
+        if raw:
+            values.append(InputValue(_cookie_location(key), raw, canonical(raw)))
+    return values
+
+
+def _check_request_line(request: Request, limits: Limits) -> None:
+    target = request.target
+    size = len(target) if target.isascii() else len(target.encode("utf-8", "surrogatepass"))
+    if size > limits.max_url_bytes:
+        raise InputRejected(
+            "limits.url",
+            URI_TOO_LONG,
+            f"request target is {size} bytes, more than the limit of {limits.max_url_bytes}",
+            _PATH_LOCATION,
+        )
+    if len(request.headers) > limits.max_headers:
+        raise InputRejected(
+            "limits.headers",
+            limits.statuses.headers,
+            f"request has {len(request.headers)} headers, more than the limit of "
+            f"{limits.max_headers}",
+            _HEADER_LOCATION,
+        )
+
+
+def _header_inputs(request: Request, limits: Limits) -> tuple[list[InputValue], list[str]]:
+    """Inspected header values and the raw ``Cookie`` headers; checks the header size."""
+    values: list[InputValue] = []
+    cookies: list[str] = []
+    size = 0
+    for name, value in request.headers:
+        size += len(name) + len(value) + 4
+        lower = name.lower()
+        if lower == "cookie":
+            cookies.append(value)
+        elif lower not in SKIPPED_HEADERS and not lower.startswith(SKIPPED_HEADER_PREFIXES):
+            values.append(InputValue(_header_location(lower), value, canonical(value)))
+    if size > limits.max_header_bytes:
+        raise InputRejected(
+            "limits.headers",
+            limits.statuses.headers,
+            f"request headers are {size} bytes, more than the limit of {limits.max_header_bytes}",
+            _HEADER_LOCATION,
+        )
+    return values, cookies
 
 
 def request_head_inputs(request: Request, limits: Limits) -> list[InputValue]:
     """Every user-controlled value of the request line and headers."""
-    values: list[InputValue] = []
-    for pair in request.query.split("&") if request.query else ():
-        key, _, raw = pair.partition("=")
-        name = canonical(key)
-        values.append(InputValue(Location(Source.QUERY, name), raw, canonical(raw)))
+    _check_request_line(request, limits)
+    header_values, cookies = _header_inputs(request, limits)
+    query = request.query
+    count = count_parameters(query)
+    count += sum(header.count(";") + 1 for header in cookies)
+    if count > limits.max_params:
+        raise InputRejected(
+            "limits.params",
+            limits.statuses.malformed,
+            f"request has {count} query parameters and cookies, more than the limit of "
+            f"{limits.max_params}",
+            _QUERY_LOCATION,
+        )
+    values = _path_inputs(request.path)
+    if query:
+        values += parameter_inputs(query, _query_key_location, _query_location)
+    values += header_values
+    for header in cookies:
+        values += _cookie_inputs(header)
     return values

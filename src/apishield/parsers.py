@@ -1,13 +1,464 @@
-"""Body parsers: every value of a request body, with its location."""
+"""Body parsers: every value of a request body, with its location.
+
+The media type comes from ``Content-Type``, parsed case-insensitively with quoted
+parameters; a parameter given twice (two ``boundary`` or ``charset`` values, a
+parser-differential trick) is rejected. Parsers by media type:
+
+* JSON (``application/json``, ``application/*+json``): every string value
+  (``JSON``, name = RFC 6901 pointer) and every object key (``JSON_KEY``, name =
+  the member's pointer). Numbers, booleans and null are not text and are skipped.
+  Duplicate keys are all inspected, not only the last one a parser keeps.
+* Forms (``application/x-www-form-urlencoded``): keys and values, as a query string.
+* ``multipart/form-data``: each part's name and filename(s) (``MULTIPART_NAME``,
+  name = part name) and its content (``MULTIPART``, name = part name).
+* XML (``application/xml``, ``text/xml``, ``application/*+xml``): text and attribute
+  values (``XML``, name = ``/a/b[2]/@attr``-style path). Parsed by expat without
+  ever expanding entities into text or fetching anything; the raw ``<!DOCTYPE …>``
+  with its internal subset is itself a value (name ``!DOCTYPE``) for XXE checks,
+  and entity references stay visible as ``&name;`` in the text.
+* Anything else: one ``BODY`` value, decoded with the declared charset. A body
+  without a JSON type that starts with ``{`` or ``[`` and parses as JSON is treated
+  as JSON, since attackers omit content types.
+
+Bodies and files of a binary media type (:data:`BINARY_PREFIXES`,
+:data:`BINARY_TYPES`) are inspected only for their first :data:`FILE_PREVIEW_BYTES`,
+enough for a script hidden at the start of an "image"; everything else is
+inspected whole (the engine bounds the body size).
+
+A body that cannot be parsed as its declared type is rejected (``parse.json``,
+``parse.xml``, ``parse.multipart``, ``parse.content_type``) with the policy's
+``malformed`` status, rather than passed on uninspected. ``max_params`` bounds the
+body's values (JSON scalars, form pairs, parts, XML texts and attributes) and
+``max_depth`` JSON and XML nesting. The body size is bounded by the engine.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Iterable
+from typing import Any
+from xml.parsers import expat
+
+import orjson
+
 from apishield.findings import Location, Source
-from apishield.inputs import InputValue
+from apishield.inputs import InputRejected, InputValue
+from apishield.normalize import (
+    canonical,
+    count_parameters,
+    decode_bytes,
+    location_cache,
+    parameter_inputs,
+    percent_decode,
+)
 from apishield.policy import Limits
+
+FILE_PREVIEW_BYTES = 4096
+MAX_PART_HEADERS = 32
+MAX_BOUNDARY_LENGTH = 200
+
+_BODY_LOCATION = Location(Source.BODY)
+_json_location = location_cache(Source.JSON)
+_json_key_location = location_cache(Source.JSON_KEY)
+_form_location = location_cache(Source.FORM)
+_form_key_location = location_cache(Source.FORM_KEY)
+_multipart_location = location_cache(Source.MULTIPART)
+_multipart_name_location = location_cache(Source.MULTIPART_NAME)
+_xml_location = location_cache(Source.XML)
+_PARAMETER = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
+_QUOTED_PAIR = re.compile(r"\\(.)")
+_MEMBER_COLON = re.compile(rb'"[ \t\r\n]*:')
+BINARY_PREFIXES = ("image/", "audio/", "video/", "font/")
+BINARY_TYPES = frozenset({"application/zip", "application/gzip", "application/pdf"})
+
+
+# -- content types ------------------------------------------------------------------
+
+
+def parse_header_parameters(value: str) -> tuple[str, dict[str, str]]:
+    """``'Text/HTML; charset="utf-8"'`` → ``('text/html', {'charset': 'utf-8'})``.
+
+    The leading token is lower-cased, parameter names too; quoted values are
+    unquoted. A parameter given twice raises ``ValueError``.
+    """
+    head, sep, rest = value.partition(";")
+    params: dict[str, str] = {}
+    for match in _PARAMETER.finditer(sep + rest):
+        name = match.group(1).lower()
+        raw = match.group(2).strip()
+        if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
+            raw = _QUOTED_PAIR.sub(r"\1", raw[1:-1])
+        if name in params:
+            raise ValueError(f"parameter {name!r} is given twice")
+        params[name] = raw
+    return head.strip().lower(), params
+
+
+def _content_type(value: str | None, limits: Limits) -> tuple[str, dict[str, str]]:
+    try:
+        return parse_header_parameters(value or "")
+    except ValueError as exc:
+        raise _malformed("parse.content_type", f"Content-Type is ambiguous: {exc}", limits) from exc
+
+
+def _is_json(media: str) -> bool:
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def _is_xml(media: str) -> bool:
+    return media in ("application/xml", "text/xml") or (
+        media.startswith("application/") and media.endswith("+xml")
+    )
+
+
+def _is_binary(media: str) -> bool:
+    return media.startswith(BINARY_PREFIXES) or media in BINARY_TYPES
+
+
+def _malformed(check: str, message: str, limits: Limits) -> InputRejected:
+    return InputRejected(check, limits.statuses.malformed, message, _BODY_LOCATION)
+
+
+def _too_many(count: int, limits: Limits, where: Location) -> InputRejected:
+    return InputRejected(
+        "limits.params",
+        limits.statuses.malformed,
+        f"request body has more than {limits.max_params} values ({count} so far)",
+        where,
+    )
+
+
+def _too_deep(limits: Limits, where: Location) -> InputRejected:
+    return InputRejected(
+        "limits.depth",
+        limits.statuses.malformed,
+        f"request body nests deeper than {limits.max_depth} levels",
+        where,
+    )
+
+
+def _is_utf8(charset: str | None) -> bool:
+    return charset is None or charset.lower().replace("_", "-") in ("utf-8", "utf8")
+
+
+def decode_text(body: bytes, charset: str | None) -> str:
+    """``body`` in ``charset``; UTF-8 (lenient) when none is given or it is unknown."""
+    if charset is not None and not _is_utf8(charset):
+        try:
+            return body.decode(charset, "replace")
+        except (LookupError, UnicodeError):
+            pass
+    return decode_bytes(body)
+
+
+# -- JSON ---------------------------------------------------------------------------
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """A JSON object as its member list, duplicates kept (from the fallback parser)."""
+
+
+def _pointer(parent: str, key: str) -> str:
+    if "~" in key or "/" in key:
+        key = key.replace("~", "~0").replace("/", "~1")
+    return f"{parent}/{key}"
+
+
+class _JsonWalker:
+    """Collects the string values and keys of a parsed JSON document, depth first."""
+
+    __slots__ = ("limits", "members", "scalars", "values")
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.values: list[InputValue] = []
+        self.members = 0
+        self.scalars = 0
+
+    def node(self, node: Any, pointer: str, depth: int) -> None:
+        kind = type(node)
+        if kind is dict:
+            self.members_of(node.items(), pointer, depth + 1)
+        elif kind is _Pairs:
+            self.members_of(node, pointer, depth + 1)
+        elif kind is list:
+            self.elements(node, pointer, depth + 1)
+        else:
+            self.leaf(node, pointer)
+            self.count(1, pointer)
+
+    def leaf(self, node: Any, pointer: str) -> None:
+        if type(node) is str:
+            self.values.append(InputValue(_json_location(pointer), node, canonical(node)))
+
+    def count(self, scalars: int, pointer: str) -> None:
+        self.scalars += scalars
+        if self.scalars > self.limits.max_params:
+            raise _too_many(self.scalars, self.limits, Location(Source.JSON, pointer))
+
+    def members_of(self, items: Iterable[tuple[str, Any]], pointer: str, depth: int) -> None:
+        if depth > self.limits.max_depth:
+            raise _too_deep(self.limits, Location(Source.JSON, pointer))
+        append = self.values.append
+        scalars = 0
+        for key, child in items:
+            child_pointer = _pointer(pointer, key)
+            append(InputValue(_json_key_location(child_pointer), key, canonical(key)))
+            self.members += 1
+            if type(child) in _CONTAINERS:
+                self.node(child, child_pointer, depth)
+            else:
+                self.leaf(child, child_pointer)
+                scalars += 1
+        self.count(scalars, pointer)
+
+    def elements(self, items: list[Any], pointer: str, depth: int) -> None:
+        if depth > self.limits.max_depth:
+            raise _too_deep(self.limits, Location(Source.JSON, pointer))
+        scalars = 0
+        for index, child in enumerate(items):
+            child_pointer = f"{pointer}/{index}"
+            if type(child) in _CONTAINERS:
+                self.node(child, child_pointer, depth)
+            else:
+                self.leaf(child, child_pointer)
+                scalars += 1
+        self.count(scalars, pointer)
+
+
+_CONTAINERS = frozenset({dict, list, _Pairs})
+
+
+def _walk_json(document: Any, limits: Limits) -> _JsonWalker:
+    walker = _JsonWalker(limits)
+    walker.node(document, "", 0)
+    return walker
+
+
+def _may_repeat_keys(data: bytes | str, members: int) -> bool:
+    """True when ``data`` has more ``"…" :`` sequences than the parsed object members."""
+    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
+    return raw.count(b":") > members and len(_MEMBER_COLON.findall(raw)) > members
+
+
+def _load_json(data: bytes | str, limits: Limits) -> list[InputValue]:
+    """Parse with orjson; when the document may repeat a key, which orjson would
+    silently collapse to the last one, parse again keeping every duplicate."""
+    walker = _walk_json(orjson.loads(data), limits)
+    if _may_repeat_keys(data, walker.members):
+        walker = _walk_json(json.loads(data, object_pairs_hook=_Pairs), limits)
+    return walker.values
+
+
+def _parse_json(body: bytes, charset: str | None, limits: Limits) -> list[InputValue]:
+    data: bytes | str = body if _is_utf8(charset) else decode_text(body, charset)
+    try:
+        return _load_json(data, limits)
+    except (orjson.JSONDecodeError, ValueError, RecursionError) as exc:
+        if "depth" in str(exc) or isinstance(exc, RecursionError):
+            raise _too_deep(limits, _BODY_LOCATION) from exc
+        raise _malformed("parse.json", f"request body is not valid JSON: {exc}", limits) from exc
+
+
+def _sniff_json(body: bytes, limits: Limits) -> list[InputValue] | None:
+    """The JSON values of a body that looks like JSON and is, else ``None``."""
+    if body.lstrip()[:1] not in (b"{", b"["):
+        return None
+    try:
+        return _load_json(body, limits)
+    except (orjson.JSONDecodeError, ValueError, RecursionError):
+        return None
+
+
+# -- forms --------------------------------------------------------------------------
+
+
+def _parse_form(body: bytes, limits: Limits) -> list[InputValue]:
+    text = body.decode("latin-1")  # bytes kept as they are; canonical reads them as UTF-8
+    count = count_parameters(text)
+    if count > limits.max_params:
+        raise _too_many(count, limits, Location(Source.FORM))
+    return parameter_inputs(text, _form_key_location, _form_location)
+
+
+# -- multipart ----------------------------------------------------------------------
+
+
+def _part_head(part: bytes, limits: Limits) -> tuple[dict[str, str], bytes]:
+    """The headers (lower-cased names) and content of one part."""
+    headers: dict[str, str] = {}
+    position = 0
+    for _ in range(MAX_PART_HEADERS + 1):
+        end = part.find(b"\n", position)
+        if end < 0:
+            raise _malformed("parse.multipart", "multipart part has no end of headers", limits)
+        line = part[position:end].rstrip(b"\r")
+        position = end + 1
+        if not line:
+            return headers, part[position:]
+        name, _, value = decode_bytes(line).partition(":")
+        headers[name.strip().lower()] = value.strip()
+    raise _malformed("parse.multipart", "multipart part has too many headers", limits)
+
+
+def _part_header(header: str, limits: Limits) -> tuple[str, dict[str, str]]:
+    try:
+        return parse_header_parameters(header)
+    except ValueError as exc:
+        message = f"multipart part header is ambiguous: {exc}"
+        raise _malformed("parse.multipart", message, limits) from exc
+
+
+def _disposition(header: str, limits: Limits) -> tuple[str, list[str]]:
+    """The part name and filenames (``filename`` and a decoded ``filename*``)."""
+    _, params = _part_header(header, limits)
+    filenames = [params["filename"]] if "filename" in params else []
+    extended = params.get("filename*")
+    if extended is not None:
+        _, _, encoded = extended.rpartition("'")
+        filenames.append(percent_decode(encoded))
+    return params.get("name", ""), filenames
+
+
+def _part_inputs(part: bytes, limits: Limits) -> list[InputValue]:
+    headers, content = _part_head(part, limits)
+    name, filenames = _disposition(headers.get("content-disposition", ""), limits)
+    media, params = _part_header(headers.get("content-type", ""), limits)
+    where = _multipart_name_location(name)
+    values = [InputValue(where, label, canonical(label)) for label in (name, *filenames) if label]
+    if _is_binary(media):
+        content = content[:FILE_PREVIEW_BYTES]
+    if content:
+        raw = decode_text(content, params.get("charset"))
+        values.append(InputValue(_multipart_location(name), raw, canonical(raw)))
+    return values
+
+
+def _multipart_parts(body: bytes, boundary: str, limits: Limits) -> list[bytes]:
+    """The raw parts between delimiters (CRLF or bare LF line ends accepted)."""
+    chunks = (b"\n" + body).split(b"\n--" + boundary.encode("latin-1"))
+    parts: list[bytes] = []
+    for chunk in chunks[1:]:
+        if chunk.startswith(b"--"):
+            return parts
+        if len(parts) >= limits.max_params:
+            raise _too_many(len(parts) + 1, limits, Location(Source.MULTIPART))
+        padding, newline, part = chunk.partition(b"\n")
+        if padding.strip() or not newline:
+            raise _malformed("parse.multipart", "multipart delimiter line is malformed", limits)
+        parts.append(part.removesuffix(b"\r"))
+    raise _malformed("parse.multipart", "multipart body has no closing delimiter", limits)
+
+
+def _parse_multipart(body: bytes, params: dict[str, str], limits: Limits) -> list[InputValue]:
+    boundary = params.get("boundary", "")
+    if not boundary or len(boundary) > MAX_BOUNDARY_LENGTH or not boundary.isascii():
+        raise _malformed("parse.multipart", "multipart body without a valid boundary", limits)
+    values: list[InputValue] = []
+    for part in _multipart_parts(body, boundary, limits):
+        values += _part_inputs(part, limits)
+    return values
+
+
+# -- XML ----------------------------------------------------------------------------
+
+
+class _XmlCollector:
+    """Expat callbacks that collect text and attribute values with their paths."""
+
+    def __init__(self, parser: expat.XMLParserType, body: bytes, limits: Limits) -> None:
+        self.parser = parser
+        self.body = body
+        self.limits = limits
+        self.values: list[InputValue] = []
+        self.paths: list[str] = []
+        self.texts: list[list[str]] = []
+        self.siblings: list[dict[str, int]] = [{}]
+        self.doctype_start = -1
+
+    def _add(self, path: str, raw: str) -> None:
+        if len(self.values) >= self.limits.max_params:
+            raise _too_many(len(self.values) + 1, self.limits, Location(Source.XML, path))
+        self.values.append(InputValue(_xml_location(path), raw, canonical(raw)))
+
+    def start(self, name: str, attributes: dict[str, str]) -> None:
+        counts = self.siblings[-1]
+        counts[name] = index = counts.get(name, 0) + 1
+        parent = self.paths[-1] if self.paths else ""
+        path = f"{parent}/{name}" if index == 1 else f"{parent}/{name}[{index}]"
+        if len(self.paths) >= self.limits.max_depth:
+            raise _too_deep(self.limits, Location(Source.XML, path))
+        self.paths.append(path)
+        self.texts.append([])
+        self.siblings.append({})
+        for attribute, raw in attributes.items():
+            self._add(f"{path}/@{attribute}", raw)
+
+    def end(self, name: str) -> None:
+        path = self.paths.pop()
+        self.siblings.pop()
+        text = "".join(self.texts.pop())
+        if text.strip():
+            self._add(path, text)
+
+    def text(self, data: str) -> None:
+        if self.texts:
+            self.texts[-1].append(data)
+
+    def unexpanded(self, data: str) -> None:
+        """Entity references expat leaves alone (never expanded) stay visible as text."""
+        if self.texts and data.startswith("&") and data.endswith(";"):
+            self.texts[-1].append(data)
+
+    def doctype(self, *_: object) -> None:
+        index = self.parser.CurrentByteIndex  # expat reports where the subset starts
+        self.doctype_start = max(self.body.rfind(b"<!DOCTYPE", 0, index + 1), 0)
+
+    def doctype_end(self) -> None:
+        end = self.body.find(b">", self.parser.CurrentByteIndex)
+        raw = decode_bytes(self.body[self.doctype_start : end + 1 if end >= 0 else None])
+        self._add("!DOCTYPE", raw)
+
+
+def _parse_xml(body: bytes, charset: str | None, limits: Limits) -> list[InputValue]:
+    try:
+        parser = expat.ParserCreate(charset)
+        parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+        collector = _XmlCollector(parser, body, limits)
+        parser.StartElementHandler = collector.start
+        parser.EndElementHandler = collector.end
+        parser.CharacterDataHandler = collector.text
+        parser.DefaultHandler = collector.unexpanded  # also turns off internal entity expansion
+        parser.StartDoctypeDeclHandler = collector.doctype
+        parser.EndDoctypeDeclHandler = collector.doctype_end
+        parser.Parse(body, True)
+    except (expat.ExpatError, LookupError, ValueError) as exc:
+        raise _malformed("parse.xml", f"request body is not valid XML: {exc}", limits) from exc
+    return collector.values
+
+
+# -- dispatch -----------------------------------------------------------------------
 
 
 def body_inputs(body: bytes, content_type: str | None, limits: Limits) -> list[InputValue]:
-    """The values of ``body`` according to ``content_type``."""
-    text = body.decode("utf-8", "replace")
-    return [InputValue(Location(Source.BODY), text, text)]
+    """The values of ``body`` according to ``content_type`` (see the module docstring)."""
+    if not body:
+        return []
+    media, params = _content_type(content_type, limits)
+    charset = params.get("charset")
+    if _is_json(media):
+        return _parse_json(body, charset, limits)
+    if media == "application/x-www-form-urlencoded":
+        return _parse_form(body, limits)
+    if media == "multipart/form-data":
+        return _parse_multipart(body, params, limits)
+    if _is_xml(media):
+        return _parse_xml(body, charset, limits)
+    sniffed = _sniff_json(body, limits)
+    if sniffed is not None:
+        return sniffed
+    text = decode_text(body[:FILE_PREVIEW_BYTES] if _is_binary(media) else body, charset)
+    return [InputValue(_BODY_LOCATION, text, canonical(text))]
