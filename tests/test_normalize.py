@@ -1,0 +1,345 @@
+"""Normalisation: canonical text, route paths and request head inputs."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from apishield.findings import Location, Source
+from apishield.http import Headers, Request
+from apishield.inputs import InputRejected, InputValue
+from apishield.normalize import (
+    URI_TOO_LONG,
+    canonical,
+    canonical_param,
+    decode_bytes,
+    decode_path,
+    percent_decode,
+    request_head_inputs,
+)
+from apishield.policy import Limits
+
+LIMITS = Limits()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # plain values come back as the same object's value
+        ("hello world", "hello world"),
+        ("a+b", "a+b"),  # '+' is literal outside query strings and forms
+        ("SELECT * FROM t", "SELECT * FROM t"),  # case is kept
+        # percent-encoding, repeated and mixed-case
+        ("%3Cscript%3e", "<script>"),
+        ("%253Cscript%253E", "<script>"),
+        ("%252e%252e%252f", "../"),
+        ("%25252e%25252e%25252f", "../"),
+        ("%25%32%65", "."),  # %25 then %32%65 spell %2e
+        ("100%", "100%"),
+        ("%zz%4", "%zz%4"),
+        ("%", "%"),
+        # IIS %uXXXX
+        ("%u002e%u002e%u002f", "../"),
+        ("%U003Cscript%U003E", "<script>"),
+        ("%uD83D%uDE00", "\U0001f600"),  # a surrogate pair joins
+        ("%uD83D", "\ufffd"),  # a lone surrogate cannot be text
+        ("%u12", "%u12"),
+        # UTF-8: valid, overlong, CESU-8 and invalid bytes
+        ("%C3%A9", "é"),
+        ("%c0%af", "/"),
+        ("%c0%ae%c0%ae%c0%af", "../"),
+        ("%e0%80%af", "/"),
+        ("%f0%80%80%af", "/"),
+        ("%c1%9c", "\\"),
+        ("%ed%a0%bd%ed%b8%80", "\U0001f600"),
+        ("%ff%fe", "ÿþ"),  # invalid bytes read as latin-1, never lost
+        ("%e0%80", "à\x80"),  # a truncated sequence
+        # HTML character references
+        ("&#x3c;script&#62;", "<script>"),
+        ("&lt;img src=x onerror=alert(1)&gt;", "<img src=x onerror=alert(1)>"),
+        ("&lt&#60&#x3C", "<<<"),  # without semicolons
+        ("&#0000060;", "<"),
+        ("javascript&colon;alert(1)", "javascript:alert(1)"),
+        ("Tom & Jerry", "Tom & Jerry"),
+        ("%26lt;script%26gt;", "<script>"),  # percent, then entities
+        ("&#37;3cscript&#37;3e", "<script>"),  # entities, then percent
+        # backslash escapes
+        ("\\u003cscript\\u003e", "<script>"),
+        ("\\x3cscript\\x3e", "<script>"),
+        ("\\u{3c}svg", "<svg"),
+        ("it\\'s", "it\\'s"),  # other backslashes are kept
+        ("C:\\\\windows", "C:\\\\windows"),
+        # NUL bytes
+        ("ab\x00cd", "abcd"),
+        ("file.php%00.jpg", "file.php.jpg"),
+        # Unicode folding
+        ("\uff1cscript\uff1e", "<script>"),
+        ("\uff33\uff25\uff2c\uff25\uff23\uff34", "SELECT"),
+        ("caf\u00e9", "café"),
+        ("\u00c3\u00a9", "é"),  # raw UTF-8 bytes as an adapter's latin-1 text
+    ],
+)
+def test_canonical(raw: str, expected: str) -> None:
+    assert canonical(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("john+smith", "john smith"),
+        ("1+OR+1%3D1", "1 OR 1=1"),
+        ("a%2Bb", "a+b"),  # an encoded plus stays a plus
+        ("a%252Bb", "a+b"),
+        ("plain", "plain"),
+    ],
+)
+def test_canonical_param(raw: str, expected: str) -> None:
+    assert canonical_param(raw) == expected
+
+
+def test_plain_values_are_returned_unchanged() -> None:
+    value = "a perfectly ordinary value"
+    assert canonical(value) is value
+    assert canonical_param(value) is value
+
+
+def test_decoding_rounds_are_bounded() -> None:
+    deep = "%" + "25" * 20 + "3c"
+    assert canonical(deep).startswith("%")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("%41%u0042", "AB"),
+        ("%252e", "%2e"),  # one round only
+        ("a+b", "a+b"),
+    ],
+)
+def test_percent_decode_is_one_round(raw: str, expected: str) -> None:
+    assert percent_decode(raw) == expected
+
+
+def test_decode_bytes_never_loses_a_byte() -> None:
+    assert decode_bytes(b"ok \xc0\xaf \xff") == "ok / ÿ"
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/users/42", "/users/42"),
+        ("/", "/"),
+        ("/users/", "/users/"),
+        ("/a//b///c", "/a/b/c"),
+        ("/a/./b/.", "/a/b/"),
+        ("/a/b/../c", "/a/c"),
+        ("/a/b/..", "/a/"),
+        ("/../../etc/passwd", "/etc/passwd"),
+        ("/api/%2e%2e/admin", "/admin"),
+        ("/api/%2E%2E%2Fadmin", "/admin"),
+        ("/api/%252e%252e/admin", "/api/%2e%2e/admin"),  # decoded once, as a server does
+        ("/api/%u002e%u002e/admin", "/admin"),
+        ("/api/%c0%ae%c0%ae/admin", "/admin"),
+        ("/api%c0%afadmin", "/api/admin"),
+        ("/a\\..\\admin", "/admin"),
+        ("/public/..;/admin", "/admin"),
+        ("/users;jsessionid=1/42", "/users/42"),
+        ("/users/42%00.json", "/users/42.json"),
+        ("/caf%C3%A9", "/café"),
+        ("/.well-known/x", "/.well-known/x"),
+        ("*", "/*"),
+        ("", "/"),
+    ],
+)
+def test_decode_path(path: str, expected: str) -> None:
+    assert decode_path(path) == expected
+
+
+def _request(
+    path: str = "/", query: str = "", headers: list[tuple[str, str]] | None = None
+) -> Request:
+    return Request("GET", path, query, Headers(headers or []))
+
+
+def _located(values: list[InputValue]) -> list[tuple[Source, str, str, str]]:
+    return [(v.location.source, v.location.name, v.raw, v.text) for v in values]
+
+
+def test_path_inputs() -> None:
+    values = request_head_inputs(_request("/files//%2e%2e%2fetc/passwd"), LIMITS)
+    assert _located(values) == [
+        (Source.PATH, "", "/files//%2e%2e%2fetc/passwd", "/files//../etc/passwd"),
+        (Source.PATH_SEGMENT, "0", "files", "files"),
+        (Source.PATH_SEGMENT, "2", "%2e%2e%2fetc", "../etc"),
+        (Source.PATH_SEGMENT, "3", "passwd", "passwd"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        (
+            "q=john+smith&page=2",
+            [
+                (Source.QUERY_KEY, "q", "q", "q"),
+                (Source.QUERY, "q", "john+smith", "john smith"),
+                (Source.QUERY_KEY, "page", "page", "page"),
+                (Source.QUERY, "page", "2", "2"),
+            ],
+        ),
+        (
+            "id=1&id=%27%20OR%201%3D1--",
+            [
+                (Source.QUERY_KEY, "id", "id", "id"),
+                (Source.QUERY, "id", "1", "1"),
+                (Source.QUERY_KEY, "id", "id", "id"),
+                (Source.QUERY, "id", "%27%20OR%201%3D1--", "' OR 1=1--"),
+            ],
+        ),
+        (
+            "a%5B0%5D=x;y&&flag&=v",
+            [
+                (Source.QUERY_KEY, "a[0]", "a%5B0%5D", "a[0]"),
+                (Source.QUERY, "a[0]", "x;y", "x;y"),  # only '&' separates pairs
+                (Source.QUERY_KEY, "flag", "flag", "flag"),
+                (Source.QUERY_KEY, "", "", ""),
+                (Source.QUERY, "", "v", "v"),
+            ],
+        ),
+        (
+            "f=%26%23x3c%3Bscript%26%2362%3B",
+            [
+                (Source.QUERY_KEY, "f", "f", "f"),
+                (Source.QUERY, "f", "%26%23x3c%3Bscript%26%2362%3B", "<script>"),
+            ],
+        ),
+    ],
+)
+def test_query_inputs(query: str, expected: list[tuple[Source, str, str, str]]) -> None:
+    values = request_head_inputs(_request("/", query), LIMITS)
+    assert _located(values)[1:] == expected
+
+
+def test_header_and_cookie_inputs() -> None:
+    headers = [
+        ("Host", "api.example.com"),
+        ("User-Agent", "sqlmap/1.7"),
+        ("Accept", "*/*"),
+        ("Accept-Language", "en"),
+        ("Authorization", "Bearer secret.token"),
+        ("Content-Type", "application/json"),
+        ("Referer", "https://x.test/?q=%3Cscript%3E"),
+        ("Sec-Fetch-Mode", "cors"),
+        ("X-Custom-Id", "abc"),
+        ("Cookie", "session=s1; pref=%3Cb%3E"),
+        ("cookie", "=orphan; flag"),
+        ("X-Forwarded-For", "1.2.3.4"),
+    ]
+    values = request_head_inputs(_request("/", "", headers), LIMITS)
+    assert _located(values)[1:] == [
+        (Source.HEADER, "user-agent", "sqlmap/1.7", "sqlmap/1.7"),
+        (Source.HEADER, "content-type", "application/json", "application/json"),
+        (Source.HEADER, "referer", "https://x.test/?q=%3Cscript%3E", "https://x.test/?q=<script>"),
+        (Source.HEADER, "x-custom-id", "abc", "abc"),
+        (Source.HEADER, "x-forwarded-for", "1.2.3.4", "1.2.3.4"),
+        (Source.COOKIE_KEY, "session", "session", "session"),
+        (Source.COOKIE, "session", "s1", "s1"),
+        (Source.COOKIE_KEY, "pref", "pref", "pref"),
+        (Source.COOKIE, "pref", "%3Cb%3E", "<b>"),
+        (Source.COOKIE_KEY, "", "", ""),
+        (Source.COOKIE, "", "orphan", "orphan"),
+        (Source.COOKIE_KEY, "flag", "flag", "flag"),
+    ]
+
+
+def test_raw_utf8_in_a_header_is_read_as_utf8() -> None:
+    header = "caf\u00c3\u00a9 \u00c0\u00af"  # b"caf\xc3\xa9 \xc0\xaf" decoded as latin-1
+    values = request_head_inputs(_request("/", "", [("X-Note", header)]), LIMITS)
+    assert values[-1].text == "café /"
+
+
+@pytest.mark.parametrize(
+    ("request_", "limits", "check", "status", "source"),
+    [
+        (
+            _request("/" + "a" * 100),
+            Limits(max_url_bytes=64),
+            "limits.url",
+            URI_TOO_LONG,
+            Source.PATH,
+        ),
+        (
+            _request("/", "q=" + "é" * 40),
+            Limits(max_url_bytes=64),
+            "limits.url",
+            URI_TOO_LONG,
+            Source.PATH,
+        ),
+        (
+            _request(headers=[("X-A", "1")] * 3),
+            Limits(max_headers=2),
+            "limits.headers",
+            431,
+            Source.HEADER,
+        ),
+        (
+            _request(headers=[("X-A", "v" * 300)]),
+            Limits(max_header_bytes=256),
+            "limits.headers",
+            431,
+            Source.HEADER,
+        ),
+        (
+            _request("/", "&".join(f"p{i}=1" for i in range(4))),
+            Limits(max_params=3),
+            "limits.params",
+            400,
+            Source.QUERY,
+        ),
+        (
+            _request("/", "a=1&b=2", [("Cookie", "c=1; d=2")]),
+            Limits(max_params=3),
+            "limits.params",
+            400,
+            Source.QUERY,
+        ),
+    ],
+)
+def test_head_limits(
+    request_: Request, limits: Limits, check: str, status: int, source: Source
+) -> None:
+    with pytest.raises(InputRejected) as caught:
+        request_head_inputs(request_, limits)
+    assert (caught.value.check, caught.value.status) == (check, status)
+    assert caught.value.location == Location(source)
+    assert "limit" in caught.value.message
+
+
+def test_head_within_limits_is_accepted() -> None:
+    request = _request("/", "a=1&b=2", [("Cookie", "c=1")])
+    assert len(request_head_inputs(request, Limits(max_params=3))) == 7
+
+
+def _random_text(rng: random.Random) -> str:
+    alphabet = "%uU+&#;x\\/.<>'\"=a0F\x00\u00c0\u00af\uff1c\ud800 "
+    pieces = [rng.choice(alphabet) for _ in range(rng.randint(0, 40))]
+    pieces += [chr(rng.randint(0, 0x10FFFF)) for _ in range(rng.randint(0, 3))]
+    rng.shuffle(pieces)
+    return "".join(pieces)
+
+
+def test_fuzz_never_crashes_and_yields_valid_text() -> None:
+    rng = random.Random(1234)
+    for _ in range(3000):
+        text = _random_text(rng)
+        for result in (canonical(text), canonical_param(text), decode_path("/" + text)):
+            result.encode("utf-8")  # no lone surrogates
+            assert "\x00" not in result
+        request = _request("/" + text, text, [("X-" + str(rng.random()), text), ("Cookie", text)])
+        try:
+            values = request_head_inputs(request, LIMITS)
+        except InputRejected:
+            continue
+        for value in values:
+            value.text.encode("utf-8")
