@@ -569,9 +569,9 @@ class _ClientConnection(asyncio.Protocol):
             limits = current.engine.policy.limits
             if self.head_seen > limits.max_header_bytes + limits.max_url_bytes + _HEAD_SLACK:
                 self._reject(self._too_large_head("request head"))
-        if len(self.queue) >= _PIPELINE_DEPTH and not self.reading_paused:
+        if len(self.queue) >= _PIPELINE_DEPTH and self.transport is not None:
             self.reading_paused = True
-            self.transport.pause_reading()  # type: ignore[union-attr]
+            self.transport.pause_reading()
 
     # -- llhttp callbacks -----------------------------------------------------------
 
