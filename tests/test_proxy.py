@@ -24,8 +24,9 @@ import uvloop
 import yaml
 
 from apishield.adapters.proxy import ProxyServer
+from apishield.engine import Engine
 from apishield.events import SecurityEvent
-from apishield.policy import policy_from_dict
+from apishield.policy import Policy, policy_from_dict
 from apishield.reload import PolicyHolder
 from tests.support.echo import decode_echo, echo_upstream
 
@@ -535,3 +536,71 @@ def test_workers_serve_reload_and_stop(upstream: str, tmp_path: Path) -> None:
         _, stderr = process.communicate(timeout=10)
     assert process.returncode == 0, stderr.decode()
     assert events.read_text().count("event_id") >= 2
+
+
+class InspectingEngine(Engine):
+    """An engine that asks for response bodies (no built-in check does yet)."""
+
+    def __init__(self, policy: Policy) -> None:
+        super().__init__(policy)
+        self.wants_response_body = True
+
+
+@pytest.mark.parametrize("inspect_limit", [1_000_000, 100])
+def test_response_bodies_buffered_for_inspection(
+    loop_thread: LoopThread, upstream: str, inspect_limit: int
+) -> None:
+    limits = {"max_response_inspect_bytes": inspect_limit}
+    policy = policy_from_dict(policy_data(upstream, limits=limits))
+    holder = PolicyHolder(None, policy=policy, engine_factory=InspectingEngine)
+    with running(loop_thread, holder) as server:
+        base = f"http://127.0.0.1:{server.port}"
+        with httpx.Client(base_url=base) as client:
+            response = client.post("/inspected", content=b"x" * 500)
+            assert client.head("/inspected").status_code == 200
+    assert decode_echo(response.content)["body"] == b"x" * 500
+    assert int(response.headers["content-length"]) == len(response.content)
+
+
+@contextmanager
+def scripted_upstream(answer: bytes) -> Iterator[str]:
+    """Answers one request with ``answer``, then closes the connection."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+
+    def serve() -> None:
+        with listener:
+            conn, _ = listener.accept()
+            with conn:
+                while b"\r\n\r\n" not in conn.recv(65536):
+                    pass
+                conn.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    thread.join(5)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nhello world",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world",
+    ],
+    ids=["chunked", "close-delimited", "interim-100"],
+)
+def test_upstream_response_framings(loop_thread: LoopThread, answer: bytes) -> None:
+    with scripted_upstream(answer) as scripted, proxy_for(loop_thread, scripted) as base:
+        response = httpx.get(base + "/")
+    assert (response.status_code, response.content) == (200, b"hello world")
+
+
+def test_broken_upstream_response_gives_502(loop_thread: LoopThread) -> None:
+    broken = b"HTTP/1.1 2OO OK\r\n\r\n"
+    with scripted_upstream(broken) as scripted, proxy_for(loop_thread, scripted) as base:
+        response = httpx.get(base + "/")
+    assert response.status_code == 502
