@@ -111,12 +111,15 @@ def _problem(
     return b"".join(parts)
 
 
-def _connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
-    tokens: set[bytes] = set()
-    for name, value in headers:
-        if name.lower() == b"connection":
-            tokens.update(t.strip().lower() for t in value.split(b","))
-    return frozenset(tokens)
+def _dropped(base: frozenset[bytes], headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """``base`` plus the headers a ``Connection`` header names as hop-by-hop."""
+    tokens = [
+        token.strip().lower()
+        for name, value in headers
+        if name.lower() == b"connection"
+        for token in value.split(b",")
+    ]
+    return base.union(tokens) if tokens else base
 
 
 class _Rejection:
@@ -341,7 +344,7 @@ class _Exchange:
 
     def _upstream_head(self, prefix: bytes, length: int) -> bytes:
         conn = self.conn
-        drop = _REPLACED_REQUEST | _connection_tokens(self.headers)
+        drop = _dropped(_REPLACED_REQUEST, self.headers)
         parts = [self.method, b" ", prefix + self.url, b" HTTP/1.1\r\n"]
         xff: list[bytes] = []
         forwarded: list[bytes] = []
@@ -448,7 +451,7 @@ class _Exchange:
         *,
         drop_length: bool = False,
     ) -> bytes:
-        drop = _HOP_BY_HOP | _connection_tokens(headers)
+        drop = _dropped(_HOP_BY_HOP, headers)
         parts = [_status_line(status)]
         for name, value in headers:
             lower = name.lower()
