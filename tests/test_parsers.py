@@ -114,6 +114,11 @@ def test_json(body: bytes, expected: list[Row], content_type: str) -> None:
     assert _parse(body, content_type) == expected
 
 
+@pytest.mark.parametrize("content_type", ["application/json", None])
+def test_json_with_a_byte_order_mark(content_type: str | None) -> None:
+    assert _parse(b'\xef\xbb\xbf{"k": "v"}', content_type)[-1] == (Source.JSON, "/k", "v", "v")
+
+
 def test_json_in_a_declared_charset() -> None:
     body = '{"k": "é<"}'.encode("utf-16")
     assert _parse(body, "application/json; charset=utf-16")[-1] == (

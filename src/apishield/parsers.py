@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Collection
 from typing import Any
 from xml.parsers import expat
 
@@ -59,6 +59,7 @@ MAX_PART_HEADERS = 32
 MAX_BOUNDARY_LENGTH = 200
 
 _BODY_LOCATION = Location(Source.BODY)
+_UTF8_BOM = b"\xef\xbb\xbf"  # some clients send one; orjson refuses it
 _json_location = location_cache(Source.JSON)
 _json_key_location = location_cache(Source.JSON_KEY)
 _form_location = location_cache(Source.FORM)
@@ -162,6 +163,7 @@ class _Pairs(list[tuple[str, Any]]):
 
 
 def _pointer(parent: str, key: str) -> str:
+    """``parent`` extended by ``key`` as an RFC 6901 reference token."""
     if "~" in key or "/" in key:
         key = key.replace("~", "~0").replace("/", "~1")
     return f"{parent}/{key}"
@@ -187,19 +189,16 @@ class _JsonWalker:
         elif kind is list:
             self.elements(node, pointer, depth + 1)
         else:
-            self.leaf(node, pointer)
+            if kind is str:
+                self.values.append(InputValue(_json_location(pointer), node, canonical(node)))
             self.count(1, pointer)
-
-    def leaf(self, node: Any, pointer: str) -> None:
-        if type(node) is str:
-            self.values.append(InputValue(_json_location(pointer), node, canonical(node)))
 
     def count(self, scalars: int, pointer: str) -> None:
         self.scalars += scalars
         if self.scalars > self.limits.max_params:
             raise _too_many(self.scalars, self.limits, Location(Source.JSON, pointer))
 
-    def members_of(self, items: Iterable[tuple[str, Any]], pointer: str, depth: int) -> None:
+    def members_of(self, items: Collection[tuple[str, Any]], pointer: str, depth: int) -> None:
         if depth > self.limits.max_depth:
             raise _too_deep(self.limits, Location(Source.JSON, pointer))
         append = self.values.append
@@ -207,24 +206,31 @@ class _JsonWalker:
         for key, child in items:
             child_pointer = _pointer(pointer, key)
             append(InputValue(_json_key_location(child_pointer), key, canonical(key)))
-            self.members += 1
-            if type(child) in _CONTAINERS:
+            kind = type(child)
+            if kind is str:
+                append(InputValue(_json_location(child_pointer), child, canonical(child)))
+                scalars += 1
+            elif kind in _CONTAINERS:
                 self.node(child, child_pointer, depth)
             else:
-                self.leaf(child, child_pointer)
                 scalars += 1
+        self.members += len(items)
         self.count(scalars, pointer)
 
     def elements(self, items: list[Any], pointer: str, depth: int) -> None:
         if depth > self.limits.max_depth:
             raise _too_deep(self.limits, Location(Source.JSON, pointer))
+        append = self.values.append
         scalars = 0
         for index, child in enumerate(items):
             child_pointer = f"{pointer}/{index}"
-            if type(child) in _CONTAINERS:
+            kind = type(child)
+            if kind is str:
+                append(InputValue(_json_location(child_pointer), child, canonical(child)))
+                scalars += 1
+            elif kind in _CONTAINERS:
                 self.node(child, child_pointer, depth)
             else:
-                self.leaf(child, child_pointer)
                 scalars += 1
         self.count(scalars, pointer)
 
@@ -254,7 +260,11 @@ def _load_json(data: bytes | str, limits: Limits) -> list[InputValue]:
 
 
 def _parse_json(body: bytes, charset: str | None, limits: Limits) -> list[InputValue]:
-    data: bytes | str = body if _is_utf8(charset) else decode_text(body, charset)
+    data: bytes | str = (
+        body.removeprefix(_UTF8_BOM)
+        if _is_utf8(charset)
+        else decode_text(body, charset).removeprefix("\ufeff")
+    )
     try:
         return _load_json(data, limits)
     except (orjson.JSONDecodeError, ValueError, RecursionError) as exc:
@@ -265,6 +275,7 @@ def _parse_json(body: bytes, charset: str | None, limits: Limits) -> list[InputV
 
 def _sniff_json(body: bytes, limits: Limits) -> list[InputValue] | None:
     """The JSON values of a body that looks like JSON and is, else ``None``."""
+    body = body.removeprefix(_UTF8_BOM)
     if body.lstrip()[:1] not in (b"{", b"["):
         return None
     try:
