@@ -86,7 +86,11 @@ SKIPPED_HEADERS = frozenset(
 SKIPPED_HEADER_PREFIXES = ("sec-fetch-", "sec-ch-")
 
 _LENIENT = "apishield.lenient-utf8"
-_HEX = frozenset("0123456789abcdefABCDEF")
+_HEX_BYTES = {
+    f"{high}{low}".encode(): bytes([int(high + low, 16)])
+    for high in "0123456789abcdefABCDEF"
+    for low in "0123456789abcdefABCDEF"
+}
 _BACKSLASH_ESCAPE = re.compile(r"\\(?:x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|u\{([0-9a-fA-F]{1,6})\})")
 _PATH_LOCATION = Location(Source.PATH)
 _QUERY_LOCATION = Location(Source.QUERY)
@@ -119,11 +123,8 @@ def _sequence(data: bytes, start: int) -> tuple[int, int] | None:
     return (point, end) if point <= 0x10FFFF else None
 
 
-def _lenient_utf8(error: UnicodeError) -> tuple[str, int]:
-    """Codec error handler: overlong forms and surrogate pairs decoded, other bytes latin-1."""
-    if not isinstance(error, UnicodeDecodeError):
-        raise error
-    data, start = error.object, error.start
+def _loose_char(data: bytes, start: int) -> tuple[str, int]:
+    """The character at ``start`` read loosely, and where the next one starts."""
     found = _sequence(data, start)
     if found is None:
         return chr(data[start]), start + 1
@@ -138,12 +139,31 @@ def _lenient_utf8(error: UnicodeError) -> tuple[str, int]:
     return chr(point), end
 
 
+def _lenient_utf8(error: UnicodeError) -> tuple[str, int]:
+    """Codec error handler: overlong forms and surrogate pairs decoded, other bytes latin-1.
+
+    It reads the whole run of non-ASCII bytes at the error, so that hostile input
+    full of invalid bytes costs one call per run rather than one per byte.
+    """
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    data, position = error.object, error.start
+    chars = []
+    while position < len(data) and data[position] >= 0x80:
+        char, position = _loose_char(data, position)
+        chars.append(char)
+    return "".join(chars), position
+
+
 codecs.register_error(_LENIENT, _lenient_utf8)
 
 
 def decode_bytes(data: bytes) -> str:
     """``data`` as UTF-8, decoded leniently (overlong forms decoded, bad bytes latin-1)."""
-    return data.decode("utf-8", _LENIENT)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("utf-8", _LENIENT)
 
 
 def _to_bytes(text: str) -> bytes:
@@ -158,21 +178,21 @@ def _to_bytes(text: str) -> bytes:
 
 def percent_decode(text: str, *, plus: bool = False) -> str:
     """One round of ``%XX`` and ``%uXXXX`` decoding, then lenient UTF-8."""
-    if plus:
-        text = text.replace("+", " ")
-    parts = text.split("%")
-    out = bytearray(_to_bytes(parts[0]))
+    parts = _to_bytes(text.replace("+", " ") if plus else text).split(b"%")
+    out = [parts[0]]
+    append = out.append
     for part in parts[1:]:
-        if len(part) >= 2 and part[0] in _HEX and part[1] in _HEX:
-            out.append(int(part[:2], 16))
-            out += _to_bytes(part[2:])
-        elif len(part) >= 5 and part[0] in "uU" and all(c in _HEX for c in part[1:5]):
-            out += chr(int(part[1:5], 16)).encode("utf-8", "surrogatepass")
-            out += _to_bytes(part[5:])
+        byte = _HEX_BYTES.get(part[:2])
+        if byte is not None:
+            append(byte)
+            append(part[2:])
+        elif part[:1] in (b"u", b"U") and _HEX_BYTES.keys() >= {part[1:3], part[3:5]}:
+            append(chr(int(part[1:5], 16)).encode("utf-8", "surrogatepass"))
+            append(part[5:])
         else:
-            out += b"%"
-            out += _to_bytes(part)
-    return decode_bytes(bytes(out))
+            append(b"%")
+            append(part)
+    return decode_bytes(b"".join(out))
 
 
 def _unescape_backslash(match: re.Match[str]) -> str:
