@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,64 +18,10 @@ from starlette.routing import Route
 
 import apishield.asgi
 from apishield.adapters.asgi import ApishieldMiddleware, Message, Scope, request_from_scope
-from apishield.checks import Check, registered_checks
-from apishield.checks import TransactionView as View
-from apishield.engine import Engine
-from apishield.events import SecurityEvent
-from apishield.findings import Finding, Location, Phase, Source
-from apishield.policy import Policy, policy_from_dict
+from apishield.policy import Policy
 from apishield.reload import PolicyHolder
-
-SQLI_QUERY = "q=1%27%20OR%201%3D1--"
-
-
-class Sink:
-    """Collects events in memory."""
-
-    def __init__(self) -> None:
-        self.events: list[SecurityEvent] = []
-
-    def emit(self, event: SecurityEvent) -> None:
-        self.events.append(event)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class LeakCheck(Check):
-    """Flags response bodies that contain SECRET."""
-
-    id = "test.leak"
-    category = "data-exposure"
-    phases = frozenset({Phase.RESPONSE_BODY})
-
-    def run(self, view: View, phase: Phase) -> Iterable[Finding]:
-        if view.response is not None and b"SECRET" in view.response.body:
-            yield self.finding(Location(Source.RESPONSE_BODY), "secret leaked", "SECRET", 90)
-
-
-def leak_holder(**limits: int) -> PolicyHolder:
-    """A policy blocking in both directions whose engine also runs :class:`LeakCheck`."""
-    checks: dict[str, type[Check]] = {**registered_checks(), LeakCheck.id: LeakCheck}
-    policy = make_policy(directions={"response": "block"}, limits=limits)
-    return PolicyHolder(None, policy=policy, engine_factory=lambda p: Engine(p, checks=checks))
-
-
-def make_policy(**overrides: Any) -> Policy:
-    return policy_from_dict({"events": {"record": "all"}, **overrides})
-
-
-@functools.cache
-def _cached_holder(key: str) -> PolicyHolder:
-    return PolicyHolder(None, policy=make_policy(**json.loads(key)))
-
-
-def holder(**overrides: Any) -> PolicyHolder:
-    """A holder per distinct policy, shared across tests: compiling an engine is slow."""
-    return _cached_holder(json.dumps(overrides, sort_keys=True))
+from tests.support.policies import SQLI_QUERY, holder, leak_holder, make_policy
+from tests.support.sinks import CollectingSink
 
 
 async def echo(request: StarletteRequest) -> Response:
@@ -102,8 +47,8 @@ async def echo(request: StarletteRequest) -> Response:
 ECHO = Starlette(routes=[Route("/{path:path}", echo, methods=["GET", "POST", "PUT"])])
 
 
-def shield(**overrides: Any) -> tuple[ApishieldMiddleware, Sink]:
-    sink = Sink()
+def shield(**overrides: Any) -> tuple[ApishieldMiddleware, CollectingSink]:
+    sink = CollectingSink()
     return ApishieldMiddleware(ECHO, policy=holder(**overrides), sinks=sink), sink
 
 
@@ -246,7 +191,7 @@ def test_non_http_scopes_pass_through(kind: str) -> None:
         seen.append(scope)
         await send({"type": "marker"})
 
-    sink = Sink()
+    sink = CollectingSink()
     app = ApishieldMiddleware(inner, policy=holder(), sinks=sink)
     scope: Scope = {"type": kind}
     assert run_raw(app, scope, []) == [{"type": "marker"}]
@@ -276,7 +221,7 @@ def test_monitor_mode_forwards_and_records() -> None:
 
 
 def test_response_body_block_replaces_the_answer() -> None:
-    sink = Sink()
+    sink = CollectingSink()
     app = ApishieldMiddleware(ECHO, policy=leak_holder(), sinks=sink)
     response = call(app, "GET", "/secret")
     assert response.status_code == 403

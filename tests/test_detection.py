@@ -37,7 +37,7 @@ def detectors() -> dict[str, ValueCheck]:
 @pytest.mark.parametrize("case", CASES, ids=[c["value"][:40] for c in CASES])
 def test_detection_case(case: dict[str, Any], detectors: dict[str, ValueCheck]) -> None:
     value = InputValue(Location(Source(case["source"]), "p"), case["value"], case["value"])
-    fired = {cid: f for cid, d in detectors.items() if (f := d.inspect(value)) is not None}
+    fired = {cid: f for cid, d in detectors.items() if (f := d.check_value(value)) is not None}
     if case["expect"] is None:
         assert not fired, {cid: f.message for cid, f in fired.items()}
         return
@@ -51,12 +51,12 @@ def test_detection_case(case: dict[str, Any], detectors: dict[str, ValueCheck]) 
 
 def test_messages_name_what_was_recognised(detectors: dict[str, ValueCheck]) -> None:
     value = InputValue(Location(Source.QUERY, "id"), "", "1' OR '1'='1")
-    finding = detectors["sqli"].inspect(value)
+    finding = detectors["sqli"].check_value(value)
     assert finding is not None
     assert finding.message.startswith("SQL injection: tautology `")
     assert "OR '1'='1" in finding.evidence
     assert finding.category == "injection"
-    traversal = detectors["traversal"].inspect(
+    traversal = detectors["traversal"].check_value(
         InputValue(Location(Source.QUERY, "f"), "", "../../etc/passwd")
     )
     assert traversal is not None and traversal.category == "path_traversal"

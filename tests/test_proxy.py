@@ -25,29 +25,13 @@ import yaml
 
 from apishield.adapters.proxy import ProxyServer
 from apishield.engine import Engine
-from apishield.events import SecurityEvent
 from apishield.policy import Policy, policy_from_dict
 from apishield.reload import PolicyHolder
 from tests.support.echo import decode_echo, echo_upstream
+from tests.support.sinks import CollectingSink
 
 T = TypeVar("T")
 ATTACK = "/?id=1%27%20OR%20%271%27=%271"
-
-
-class ListSink:
-    """Collects events in memory."""
-
-    def __init__(self) -> None:
-        self.events: list[SecurityEvent] = []
-
-    def emit(self, event: SecurityEvent) -> None:
-        self.events.append(event)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 class LoopThread:
@@ -92,7 +76,7 @@ def policy_data(upstream_url: str, **overrides: Any) -> dict[str, Any]:
 
 @contextmanager
 def running(
-    loop_thread: LoopThread, holder: PolicyHolder, sink: ListSink | None = None
+    loop_thread: LoopThread, holder: PolicyHolder, sink: CollectingSink | None = None
 ) -> Iterator[ProxyServer]:
     server = ProxyServer(holder, sinks=sink, poll_interval=None)
     loop_thread.run(server.start())
@@ -104,7 +88,7 @@ def running(
 
 @contextmanager
 def proxy_for(
-    loop_thread: LoopThread, upstream_url: str, sink: ListSink | None = None, **overrides: Any
+    loop_thread: LoopThread, upstream_url: str, sink: CollectingSink | None = None, **overrides: Any
 ) -> Iterator[str]:
     holder = PolicyHolder(None, policy=policy_from_dict(policy_data(upstream_url, **overrides)))
     with running(loop_thread, holder, sink) as server:
@@ -221,7 +205,7 @@ def test_head_and_bodyless_statuses(loop_thread: LoopThread, upstream: str) -> N
 
 
 def test_attack_is_blocked_with_problem_json(loop_thread: LoopThread, upstream: str) -> None:
-    sink = ListSink()
+    sink = CollectingSink()
     with proxy_for(loop_thread, upstream, sink) as base, httpx.Client(base_url=base) as client:
         blocked = client.get(ATTACK)
         assert blocked.status_code == 403
@@ -235,7 +219,7 @@ def test_attack_is_blocked_with_problem_json(loop_thread: LoopThread, upstream: 
 
 
 def test_only_findings_are_recorded_by_default(loop_thread: LoopThread, upstream: str) -> None:
-    sink = ListSink()
+    sink = CollectingSink()
     events = {"record": "findings"}
     with (
         proxy_for(loop_thread, upstream, sink, events=events) as base,
@@ -247,7 +231,7 @@ def test_only_findings_are_recorded_by_default(loop_thread: LoopThread, upstream
 
 
 def test_oversized_body_gets_413(loop_thread: LoopThread, upstream: str) -> None:
-    sink = ListSink()
+    sink = CollectingSink()
     limits = {"max_body_bytes": 1000}
     with proxy_for(loop_thread, upstream, sink, limits=limits) as base:
         port = port_of(base)
@@ -293,7 +277,7 @@ SMUGGLING = {
 def test_smuggling_and_malformed_requests_get_400(
     loop_thread: LoopThread, upstream: str, name: str
 ) -> None:
-    sink = ListSink()
+    sink = CollectingSink()
     with proxy_for(loop_thread, upstream, sink) as base:
         response = raw_exchange(port_of(base), SMUGGLING[name])
     status, problem = problem_of(response)
@@ -327,7 +311,7 @@ def _closed_port() -> int:
 
 
 def test_upstream_down_gives_502(loop_thread: LoopThread) -> None:
-    sink = ListSink()
+    sink = CollectingSink()
     with proxy_for(loop_thread, f"http://127.0.0.1:{_closed_port()}", sink) as base:
         response = httpx.get(base + "/x")
     assert response.status_code == 502
@@ -345,7 +329,7 @@ def silent_upstream() -> Iterator[str]:
 
 
 def test_slow_upstream_gives_504(loop_thread: LoopThread) -> None:
-    sink = ListSink()
+    sink = CollectingSink()
     with silent_upstream() as slow:
         upstreams = {"default": {"url": slow, "read_timeout": 0.2}}
         with proxy_for(loop_thread, slow, sink, upstreams=upstreams) as base:

@@ -15,7 +15,8 @@ from werkzeug.test import EnvironBuilder
 
 import apishield.wsgi
 from apishield.adapters.wsgi import ApishieldMiddleware, Environ, request_from_environ
-from tests.test_asgi import SQLI_QUERY, Sink, holder, leak_holder
+from tests.support.policies import SQLI_QUERY, holder, leak_holder
+from tests.support.sinks import CollectingSink
 
 ECHO = flask.Flask("echo")
 ECHO.testing = True
@@ -40,8 +41,8 @@ def echo(path: str = "") -> flask.Response:
     )
 
 
-def shield(**overrides: Any) -> tuple[ApishieldMiddleware, Sink]:
-    sink = Sink()
+def shield(**overrides: Any) -> tuple[ApishieldMiddleware, CollectingSink]:
+    sink = CollectingSink()
     return ApishieldMiddleware(ECHO.wsgi_app, policy=holder(**overrides), sinks=sink), sink
 
 
@@ -196,12 +197,12 @@ def app_returning(result: Iterable[bytes]) -> Any:
     return app
 
 
-def middleware(app: Any, sink: Sink) -> ApishieldMiddleware:
+def middleware(app: Any, sink: CollectingSink) -> ApishieldMiddleware:
     return ApishieldMiddleware(app, policy=holder(), sinks=sink)
 
 
 def test_app_iterable_is_closed_and_stream_errors_are_recorded() -> None:
-    sink = Sink()
+    sink = CollectingSink()
     ok, broken = Closing([b"a", b"b"]), Closing([b"a"], fail=True)
     assert (
         run_wsgi(
@@ -225,7 +226,7 @@ def test_record_findings_skips_clean_transactions() -> None:
 
 
 def test_response_body_block_replaces_the_answer() -> None:
-    sink = Sink()
+    sink = CollectingSink()
     app = ApishieldMiddleware(ECHO.wsgi_app, policy=leak_holder(), sinks=sink)
     status, headers, body = run_wsgi(app, environ_for("/secret"))
     assert (status, headers["content-type"]) == (403, "application/problem+json")

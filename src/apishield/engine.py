@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from apishield.checks import Check, registered_checks
+from apishield.checks import Check, ValueCheck, ValueScanner, registered_checks
 from apishield.clientip import ClientResolver
 from apishield.errors import PolicyError
 from apishield.events import SecurityEvent, new_event_id
@@ -124,8 +124,16 @@ class Engine:
         self.checks = self._compile_checks(
             policy, registered_checks() if checks is None else checks
         )
+        value_checks = [c for c in self.checks if isinstance(c.check, ValueCheck)]
+        self.value_checks = {c.check.id: c for c in value_checks}
+        self.value_scanner = ValueScanner([c.check for c in value_checks])  # type: ignore[misc]
         self.checks_by_phase: dict[Phase, tuple[_CompiledCheck, ...]] = {
-            phase: tuple(c for c in self.checks if phase in c.check.phases) for phase in Phase
+            phase: tuple(
+                c
+                for c in self.checks
+                if phase in c.check.phases and c.check.id not in self.value_checks
+            )
+            for phase in Phase
         }
         self.wants_response_body = bool(self.checks_by_phase[Phase.RESPONSE_BODY]) and (
             self.response_mode is not Mode.OFF
@@ -289,30 +297,61 @@ class Transaction:
             self._inputs = extract()
         except InputRejected as rejected:
             return self._reject(rejected)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a parser bug must not take the request down
             self._inputs = ()
             return self._check_failed("input extraction", exc, mode)
         blocking: list[Finding] = []
+        if phase in _REQUEST_PHASES and self._inputs:
+            failure = self._run_value_checks(mode, blocking)
+            if failure is not None:
+                return failure
         for compiled in self.engine.checks_by_phase[phase]:
             try:
                 found = list(compiled.check.run(self, phase))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - one failing check is recorded, not fatal
                 verdict = self._check_failed(compiled.check.id, exc, mode)
                 if verdict is not None:
                     return verdict
                 continue
-            effective = (
-                mode if _MODE_RANK[compiled.mode_cap] >= _MODE_RANK[mode] else (compiled.mode_cap)
-            )
             for finding in found:
-                stamped = finding.with_mode(effective)
-                self.findings.append(stamped)
-                if effective is Mode.BLOCK and finding.score >= compiled.threshold:
-                    blocking.append(stamped)
+                self._record(compiled, finding, mode, blocking)
         self._inputs = ()
         if blocking:
             return self._block(blocking)
         return None
+
+    def _run_value_checks(self, mode: Mode, blocking: list[Finding]) -> Verdict | None:
+        """Every value check over every input, one signature scan per value."""
+        scanner = self.engine.value_scanner
+        compiled_checks = self.engine.value_checks
+        for value in self._inputs:
+            for check, hits in scanner.candidates(value.text):
+                if self._exclusions and self._excluded(check.id, value):
+                    continue
+                try:
+                    finding = check.inspect(value, hits)
+                except Exception as exc:  # noqa: BLE001 - one failing check is recorded, not fatal
+                    verdict = self._check_failed(check.id, exc, mode)
+                    if verdict is not None:
+                        return verdict
+                    continue
+                if finding is not None:
+                    self._record(compiled_checks[check.id], finding, mode, blocking)
+        return None
+
+    def _excluded(self, check_id: str, value: InputValue) -> bool:
+        return any(e.excludes(check_id, value.location) for e in self._exclusions)
+
+    def _record(
+        self, compiled: _CompiledCheck, finding: Finding, mode: Mode, blocking: list[Finding]
+    ) -> None:
+        """Stamp ``finding`` with the mode in force for its check and keep it."""
+        cap = compiled.mode_cap
+        effective = mode if _MODE_RANK[cap] >= _MODE_RANK[mode] else cap
+        stamped = finding.with_mode(effective)
+        self.findings.append(stamped)
+        if effective is Mode.BLOCK and finding.score >= compiled.threshold:
+            blocking.append(stamped)
 
     def _extract_head(self) -> Sequence[InputValue]:
         return request_head_inputs(self.request, self.engine.policy.limits)

@@ -114,18 +114,22 @@ class SignatureSet:
 
     def best(self, text: str) -> tuple[Hit | None, bool]:
         """The highest-scoring hit in ``text`` (leftmost among equals), and whether a gate hit."""
-        hits = self.scan(text)
-        if not hits:
-            return None, False
-        top = max(hits, key=lambda h: (h.signature.score, -h.start))
-        gated = any(h.signature.score == 0 for h in hits)
-        return (top if top.signature.score else None), gated
+        return best_of(self.scan(text))
 
     def _scratch(self) -> hyperscan.Scratch:
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:
             scratch = self._local.scratch = hyperscan.Scratch(self._database)
         return scratch
+
+
+def best_of(hits: Sequence[Hit]) -> tuple[Hit | None, bool]:
+    """The highest-scoring of ``hits`` (leftmost among equals) and whether a gate is among them."""
+    if not hits:
+        return None, False
+    top = max(hits, key=lambda h: (h.signature.score, -h.start))
+    gated = any(h.signature.score == 0 for h in hits)
+    return (top if top.signature.score else None), gated
 
 
 def _collect(index: int, start: int, end: int, flags: int, spans: Any) -> None:

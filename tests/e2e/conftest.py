@@ -11,7 +11,7 @@ import asyncio
 import base64
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -32,47 +32,12 @@ from apishield.events import SecurityEvent
 from apishield.policy import policy_from_dict
 from apishield.reload import PolicyHolder
 from tests.support.echo import echo_upstream
+from tests.support.sinks import CollectingSink
 
 ADAPTERS = ("proxy", "asgi", "wsgi")
 MAX_BODY = 4096
 READY_TIMEOUT = 10.0
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-
-
-class CollectingSink:
-    """Keeps events in memory; tests wait on it because servers record after answering."""
-
-    def __init__(self) -> None:
-        self.events: list[SecurityEvent] = []
-        self._changed = threading.Condition()
-
-    def emit(self, event: SecurityEvent) -> None:
-        with self._changed:
-            self.events.append(event)
-            self._changed.notify_all()
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def clear(self) -> None:
-        with self._changed:
-            self.events.clear()
-
-    def wait_for(self, predicate: Callable[[SecurityEvent], bool]) -> SecurityEvent:
-        """The first event matching ``predicate``, waiting up to a few seconds for it."""
-        with self._changed:
-            found: list[SecurityEvent] = []
-
-            def match() -> bool:
-                found[:] = [e for e in self.events if predicate(e)]
-                return bool(found)
-
-            if not self._changed.wait_for(match, timeout=5.0):
-                raise AssertionError(f"no matching event among {self.events!r}")
-            return found[0]
 
 
 def _policy(upstream: str, **overrides: Any) -> dict[str, Any]:

@@ -1035,4 +1035,4 @@ def _open_sinks(holder: PolicyHolder) -> EventSink:
     from apishield.sinks import open_sinks  # noqa: PLC0415 - each worker opens its own
 
     events = holder.engine.policy.events
-    return cast(EventSink, open_sinks(events.sinks, retention_days=events.retention_days))
+    return open_sinks(events.sinks, retention_days=events.retention_days)

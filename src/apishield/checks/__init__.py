@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 from apishield.findings import Finding, Location, Phase, Severity
 from apishield.http import Request, Response
 from apishield.inputs import InputValue
+from apishield.signatures import Hit, SignatureSet, is_plain
 
 if TYPE_CHECKING:
     from apishield.policy import CheckSettings, Policy
@@ -94,17 +95,69 @@ class Check(abc.ABC):
 
 
 class ValueCheck(Check):
-    """A check that judges each request input value on its own (injection detectors)."""
+    """A check that judges each request input value on its own (injection detectors).
+
+    A value check declares its signatures in ``signature_set``. The engine scans each
+    value once with all value checks' signatures together (:class:`ValueScanner`) and
+    calls :meth:`inspect` only for the checks that had a hit, or whose :meth:`wants`
+    asks to see the value anyway (e.g. to rescan it after its own decoding).
+    """
+
+    signature_set: SignatureSet
+    inspects_plain: ClassVar[bool] = False  # see signatures.is_plain
 
     def run(self, view: TransactionView, phase: Phase) -> Iterable[Finding]:
         for value in view.inputs_for(self.id):
-            finding = self.inspect(value)
+            finding = self.check_value(value)
             if finding is not None:
                 yield finding
 
+    def check_value(self, value: InputValue) -> Finding | None:
+        """Judge one value on its own, scanning it with this check's signatures only."""
+        text = value.text
+        if not self.inspects_plain and is_plain(text):
+            return None
+        hits = self.signature_set.scan(text)
+        if not hits and not self.wants(text):
+            return None
+        return self.inspect(value, hits)
+
+    def wants(self, text: str) -> bool:
+        """True to inspect ``text`` even without a hit of this check's signatures."""
+        return False
+
     @abc.abstractmethod
-    def inspect(self, value: InputValue) -> Finding | None:
-        """Judge one value; return a finding or ``None``."""
+    def inspect(self, value: InputValue, hits: Sequence[Hit]) -> Finding | None:
+        """Judge one value given this check's signature ``hits`` in its text."""
+
+
+class ValueScanner:
+    """Runs the signatures of many value checks over a value in one hyperscan pass."""
+
+    def __init__(self, checks: Sequence[ValueCheck]) -> None:
+        self._set = _combined(checks)
+        self._plain_set = _combined([c for c in checks if c.inspects_plain])
+        self._by_id = {check.id: check for check in checks}
+        self._wanting = tuple(c for c in checks if type(c).wants is not ValueCheck.wants)
+
+    def candidates(self, text: str) -> list[tuple[ValueCheck, list[Hit]]]:
+        """The checks that must inspect ``text``, each with its own hits."""
+        plain = is_plain(text)
+        signatures = self._plain_set if plain else self._set
+        grouped: dict[str, list[Hit]] = {}
+        if signatures is not None:
+            for hit in signatures.scan(text):
+                grouped.setdefault(hit.signature.check, []).append(hit)
+        if not plain:
+            for check in self._wanting:
+                if check.id not in grouped and check.wants(text):
+                    grouped[check.id] = []
+        return [(self._by_id[check_id], hits) for check_id, hits in grouped.items()]
+
+
+def _combined(checks: Sequence[ValueCheck]) -> SignatureSet | None:
+    signatures = [s for check in checks for s in check.signature_set.signatures]
+    return SignatureSet(signatures) if signatures else None
 
 
 def register(cls: type[Check]) -> type[Check]:

@@ -7,6 +7,7 @@ once more after removing them (``c'a't`` → ``cat``, ``$u/bin$u/id`` → ``/bin
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from apishield.checks import ValueCheck, register
 from apishield.findings import Finding
@@ -16,7 +17,7 @@ from apishield.signatures import (
     Hit,
     Signature,
     SignatureSet,
-    is_plain,
+    best_of,
     register_signatures,
     signatures_for,
 )
@@ -73,18 +74,20 @@ class CommandInjection(ValueCheck):
 
     def __init__(self, settings: CheckSettings, policy: Policy) -> None:
         super().__init__(settings, policy)
-        self.signatures = SignatureSet(signatures_for(self.id))
+        self.signature_set = SignatureSet(signatures_for(self.id))
 
-    def inspect(self, value: InputValue) -> Finding | None:
+    def inspect(self, value: InputValue, hits: Sequence[Hit]) -> Finding | None:
         text = value.text
-        if is_plain(text):
-            return None
-        hit, _ = self.signatures.best(text)
-        if hit is None and not _TRICKS.isdisjoint(text):
-            hit, _ = self.signatures.best(deobfuscate(text))
+        hit, _ = best_of(hits)
+        if hit is None and self.wants(text):
+            hit, _ = self.signature_set.best(deobfuscate(text))
         if hit is None:
             return None
         return self._found(value, hit)
+
+    def wants(self, text: str) -> bool:
+        """Values with quoting or expansion tricks are rescanned without them."""
+        return not _TRICKS.isdisjoint(text)
 
     def _found(self, value: InputValue, hit: Hit) -> Finding:
         label = hit.signature.label

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import libinjection
@@ -11,9 +12,10 @@ from apishield.findings import Finding
 from apishield.inputs import InputValue
 from apishield.policy import CheckSettings, Policy
 from apishield.signatures import (
+    Hit,
     Signature,
     SignatureSet,
-    is_plain,
+    best_of,
     register_signatures,
     signatures_for,
 )
@@ -89,13 +91,11 @@ class SqlInjection(ValueCheck):
 
     def __init__(self, settings: CheckSettings, policy: Policy) -> None:
         super().__init__(settings, policy)
-        self.signatures = SignatureSet(signatures_for(self.id))
+        self.signature_set = SignatureSet(signatures_for(self.id))
 
-    def inspect(self, value: InputValue) -> Finding | None:
+    def inspect(self, value: InputValue, hits: Sequence[Hit]) -> Finding | None:
         text = value.text
-        if is_plain(text):
-            return None
-        hit, gated = self.signatures.best(text)
+        hit, gated = best_of(hits)
         if hit is not None and hit.signature.score >= LIBINJECTION_SCORE:
             return self._found(value, hit.signature.label, hit.evidence, hit.signature.score)
         result = libinjection.is_sql_injection(text) if gated else None

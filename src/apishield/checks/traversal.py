@@ -8,6 +8,7 @@ backslashes become slashes, so ``..%252f`` and ``..\\`` read as ``../``.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from urllib.parse import unquote
 
 from apishield.checks import ValueCheck, register
@@ -15,8 +16,10 @@ from apishield.findings import Finding
 from apishield.inputs import InputValue
 from apishield.policy import CheckSettings, Policy
 from apishield.signatures import (
+    Hit,
     Signature,
     SignatureSet,
+    best_of,
     register_signatures,
     signatures_for,
 )
@@ -38,7 +41,6 @@ _ENCODED_ALIASES = {
 }
 _ENCODED_ALIAS = re.compile("|".join(re.escape(a) for a in _ENCODED_ALIASES), re.IGNORECASE)
 _SLASHES = str.maketrans({"\\": "/", "\uff0e": ".", "\uff0f": "/", "\u2215": "/"})
-_TRIGGERS = frozenset("./\\%:\uff0e\uff0f\u2215")
 
 register_signatures(
     Signature("traversal." + name, "traversal", pattern, label, score)
@@ -93,16 +95,20 @@ class PathTraversal(ValueCheck):
     id = "traversal"
     category = "path_traversal"
     description = "Path traversal and local file inclusion in any request value"
+    inspects_plain = True  # "..0x2f..0x2fetc0x2fpasswd" looks plain
 
     def __init__(self, settings: CheckSettings, policy: Policy) -> None:
         super().__init__(settings, policy)
-        self.signatures = SignatureSet(signatures_for(self.id))
+        self.signature_set = SignatureSet(signatures_for(self.id))
 
-    def inspect(self, value: InputValue) -> Finding | None:
+    def wants(self, text: str) -> bool:
+        """Values with encodings or backslashes are rescanned after :func:`canonical_path`."""
+        return "%" in text or "\\" in text or not text.isascii()
+
+    def inspect(self, value: InputValue, hits: Sequence[Hit]) -> Finding | None:
         text = value.text
-        if _TRIGGERS.isdisjoint(text):
-            return None
-        hit, _ = self.signatures.best(canonical_path(text))
+        canonical = canonical_path(text)
+        hit, _ = best_of(hits) if canonical == text else self.signature_set.best(canonical)
         if hit is None:
             return None
         message = f"Path traversal: {hit.signature.label} `{hit.evidence}`"
