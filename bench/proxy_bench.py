@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shlex
 import shutil
 import signal
@@ -434,6 +435,7 @@ class Sample:
     socket_errors: int
     requests: int
     cpu_s: float
+    other_cpu_pct: float  # machine CPU used by processes outside the benchmark
 
     @property
     def cpu_ms_per_request(self) -> float:
@@ -562,6 +564,25 @@ def cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def system_busy_seconds() -> float:
+    """User + nice + system CPU seconds of the whole machine since boot, all cores summed.
+
+    irq/softirq time is left out: loopback traffic is processed there and it is not
+    charged to any process, so it would otherwise count as load from someone else.
+    """
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return sum(fields[:3]) / os.sysconf("SC_CLK_TCK")
+
+
+def own_seconds() -> float:
+    """CPU of this script plus its reaped children (wrk runs are reaped when they end)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
 @dataclasses.dataclass
 class Memory:
     master_kib: int | None
@@ -635,7 +656,9 @@ def _os_name() -> str:
 
 
 def _fmt_ms(value: float) -> str:
-    return f"{value * 1000:.0f} µs" if value < 1 else f"{value:.2f} ms"
+    sign = "-" if value < 0 else ""
+    value = abs(value)
+    return f"{sign}{value * 1000:.0f} µs" if value < 1 else f"{sign}{value:.2f} ms"
 
 
 def _ratio(a: float | None, b: float | None) -> str:
@@ -652,6 +675,7 @@ class Summary:
     non_2xx: int
     errors: int
     cpu_us: float
+    other_pct: float
 
 
 def summarise(samples: list[Sample]) -> dict[tuple[str, str], Summary]:
@@ -668,6 +692,7 @@ def summarise(samples: list[Sample]) -> dict[tuple[str, str], Summary]:
             non_2xx=sum(s.non_2xx for s in group),
             errors=sum(s.socket_errors for s in group),
             cpu_us=statistics.median(s.cpu_ms_per_request * 1000 for s in group),
+            other_pct=statistics.median(s.other_cpu_pct for s in group),
         )
         for key, group in groups.items()
     }
@@ -683,6 +708,7 @@ def build_report(
     ports: dict[str, int],
     scenarios: list[Scenario],
     summary: dict[tuple[str, str], Summary],
+    samples: list[Sample],
     memory: dict[str, Memory],
     verification: dict[str, list[str]],
     run_dir: Path,
@@ -721,6 +747,9 @@ def build_report(
         "- CPU µs/request: user + system CPU of the target's own processes (master, workers, "
         "threads; the upstream excluded) during the run, divided by the requests wrk "
         "completed. It is less sensitive than req/s to CPU taken by other processes.",
+        "- other load: share of the machine's CPU used during the run by processes outside "
+        "the benchmark (/proc/stat busy time minus the targets, wrk and this script); "
+        "median over rounds. Above a few percent, req/s and latencies are perturbed.",
         f"- ModSecurity: Debian's `modsecurity.conf` with SecRuleEngine On, SecStatusEngine "
         f"Off, CRS paranoia level {args.paranoia_level}, request body access on, JSON body "
         "processor, audit log in the run folder.",
@@ -748,18 +777,18 @@ def build_report(
             f"## {scenario.label}",
             "",
             "| target | req/s (median) | req/s range | p50 | p99 | CPU µs/request "
-            "| non-2xx | socket errors |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            "| other load | non-2xx | socket errors |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for name in ALL_TARGETS:
             s = get(name, scenario)
             if s is None:
-                out.append(f"| {TARGET_LABELS[name]} | not measured | | | | | | |")
+                out.append(f"| {TARGET_LABELS[name]} | not measured | | | | | | | |")
                 continue
             out.append(
                 f"| {TARGET_LABELS[name]} | {s.rps:,.0f} | {s.rps_min:,.0f} to {s.rps_max:,.0f} | "
                 f"{_fmt_ms(s.p50_ms)} | {_fmt_ms(s.p99_ms)} | {s.cpu_us:,.0f} | "
-                f"{s.non_2xx} | {s.errors} |"
+                f"{s.other_pct:.0f}% | {s.non_2xx} | {s.errors} |"
             )
         out.append("")
 
@@ -784,7 +813,10 @@ def build_report(
         )
     out += [
         "",
-        "## Added latency over upstream direct (16 connections, medians)",
+        "## Added latency over upstream direct (16 connections)",
+        "",
+        "Per round, the target's percentile minus upstream direct's in the same round; the "
+        "median over rounds. A negative value means the difference is inside the noise.",
         "",
         "| scenario | target | p50 added | p99 added |",
         "|---|---|---:|---:|",
@@ -792,15 +824,22 @@ def build_report(
     for scenario in scenarios:
         if scenario.concurrency != 16:
             continue
-        base = get("upstream", scenario)
+        base = {
+            s.repeat: s for s in samples if (s.target, s.scenario) == ("upstream", scenario.name)
+        }
         for name in ("apishield", "apishield-off", "nginx", "modsec"):
-            s = get(name, scenario)
-            if base is None or s is None:
+            pairs = [
+                (s, base[s.repeat])
+                for s in samples
+                if (s.target, s.scenario) == (name, scenario.name) and s.repeat in base
+            ]
+            if not pairs:
                 out.append(f"| {scenario.label} | {TARGET_LABELS[name]} | n/a | n/a |")
                 continue
+            p50 = statistics.median(s.p50_ms - b.p50_ms for s, b in pairs)
+            p99 = statistics.median(s.p99_ms - b.p99_ms for s, b in pairs)
             out.append(
-                f"| {scenario.label} | {TARGET_LABELS[name]} | "
-                f"{_fmt_ms(s.p50_ms - base.p50_ms)} | {_fmt_ms(s.p99_ms - base.p99_ms)} |"
+                f"| {scenario.label} | {TARGET_LABELS[name]} | {_fmt_ms(p50)} | {_fmt_ms(p99)} |"
             )
     out += [
         "",
@@ -1007,6 +1046,12 @@ def measure(
             for name in measured:
                 master = running[name].proc
                 assert master is not None
+                all_before = sum(cpu_seconds(t.proc.pid) for t in running.values() if t.proc)
+                own_before, busy_before, wall_before = (
+                    own_seconds(),
+                    system_busy_seconds(),
+                    time.monotonic(),
+                )
                 cpu_before = cpu_seconds(master.pid)
                 output = run_wrk(
                     procs,
@@ -1017,15 +1062,32 @@ def measure(
                     log=wrk_dir / f"r{repeat}-{name}-{scenario.name}.txt",
                 )
                 cpu = cpu_seconds(master.pid) - cpu_before
+                all_cpu = (
+                    sum(cpu_seconds(t.proc.pid) for t in running.values() if t.proc) - all_before
+                )
+                other = system_busy_seconds() - busy_before - all_cpu - (own_seconds() - own_before)
+                capacity = (time.monotonic() - wall_before) * (os.cpu_count() or 1)
+                other_pct = max(0.0, 100 * other / capacity)
                 rps, p50, p99, non2xx, errors, total = parse_wrk(output)
                 sample = Sample(
-                    name, scenario.name, repeat, rps, p50, p99, non2xx, errors, total, cpu
+                    name,
+                    scenario.name,
+                    repeat,
+                    rps,
+                    p50,
+                    p99,
+                    non2xx,
+                    errors,
+                    total,
+                    cpu,
+                    other_pct,
                 )
                 samples.append(sample)
                 print(
                     f"[{len(samples)}/{total_runs}] round {repeat + 1} {scenario.name:8} "
                     f"{name:14}{rps:10,.0f} req/s  p50 {_fmt_ms(p50):>9}  "
                     f"p99 {_fmt_ms(p99):>9}  CPU {sample.cpu_ms_per_request * 1000:7.1f} µs/req"
+                    + f"  other load {other_pct:3.0f}%"
                     + (f"  non-2xx {non2xx}" if non2xx else "")
                     + (f"  socket errors {errors}" if errors else "")
                 )
@@ -1072,6 +1134,7 @@ def _run(args: argparse.Namespace, command: str, procs: Processes) -> int:
         ports=ports,
         scenarios=scenarios,
         summary=summarise(samples),
+        samples=samples,
         memory=memory,
         verification=verification,
         run_dir=files.run_dir,
