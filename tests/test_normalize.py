@@ -15,6 +15,7 @@ from apishield.normalize import (
     canonical_param,
     decode_bytes,
     decode_path,
+    is_plain,
     percent_decode,
     request_head_inputs,
 )
@@ -102,6 +103,22 @@ def test_plain_values_are_returned_unchanged() -> None:
     value = "a perfectly ordinary value"
     assert canonical(value) is value
     assert canonical_param(value) is value
+
+
+@pytest.mark.parametrize(
+    ("text", "plus", "expected"),
+    [
+        ("a=1&b=2", False, True),  # '&' is the caller's business
+        ("a+b", False, True),
+        ("a+b", True, False),
+        ("%41", False, False),
+        ("a\\b", False, False),
+        ("a\x00", False, False),
+        ("caf\u00e9", False, False),
+    ],
+)
+def test_is_plain(text: str, plus: bool, expected: bool) -> None:
+    assert is_plain(text, plus=plus) is expected
 
 
 def test_decoding_rounds_are_bounded() -> None:
@@ -336,6 +353,8 @@ def test_fuzz_never_crashes_and_yields_valid_text() -> None:
         for result in (canonical(text), canonical_param(text), decode_path("/" + text)):
             result.encode("utf-8")  # no lone surrogates
             assert "\x00" not in result
+        if is_plain(text) and "&" not in text:
+            assert canonical(text) == text
         request = _request("/" + text, text, [("X-" + str(rng.random()), text), ("Cookie", text)])
         try:
             values = request_head_inputs(request, LIMITS)

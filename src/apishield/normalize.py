@@ -230,31 +230,26 @@ def _decode(text: str, plus: bool) -> str:
     return text.replace("\x00", "") if "\x00" in text else text
 
 
-def canonical(text: str) -> str:
-    """The canonical form detectors match against (see the module docstring)."""
-    if (
+def is_plain(text: str, *, plus: bool = False) -> bool:
+    """True when no decoding step applies to ``text``, ``&`` aside (callers split on it
+    or test it). Checking a whole container once spares a call per value."""
+    return (
         text.isascii()
         and "%" not in text
-        and "&" not in text
         and "\\" not in text
         and "\x00" not in text
-    ):
-        return text
-    return _decode(text, False)
+        and not (plus and "+" in text)
+    )
+
+
+def canonical(text: str) -> str:
+    """The canonical form detectors match against (see the module docstring)."""
+    return text if is_plain(text) and "&" not in text else _decode(text, False)
 
 
 def canonical_param(text: str) -> str:
     """:func:`canonical` for query and form parameters, where ``+`` is a space."""
-    if (
-        text.isascii()
-        and "%" not in text
-        and "+" not in text
-        and "&" not in text
-        and "\\" not in text
-        and "\x00" not in text
-    ):
-        return text
-    return _decode(text, True)
+    return text if is_plain(text, plus=True) and "&" not in text else _decode(text, True)
 
 
 # -- paths --------------------------------------------------------------------------
@@ -325,14 +320,16 @@ def parameter_inputs(
     the location callables (see :func:`location_cache`) place them.
     """
     values: list[InputValue] = []
+    decode = not is_plain(text, plus=True)
     for pair in text.split("&"):
         if not pair:
             continue
         key, _, raw = pair.partition("=")
-        name = canonical_param(key)
+        name = canonical_param(key) if decode else key
         values.append(InputValue(key_location(name), key, name))
         if raw:
-            values.append(InputValue(value_location(name), raw, canonical_param(raw)))
+            text_ = canonical_param(raw) if decode else raw
+            values.append(InputValue(value_location(name), raw, text_))
     return values
 
 
@@ -342,23 +339,27 @@ def count_parameters(text: str) -> int:
 
 
 def _path_inputs(path: str) -> list[InputValue]:
-    values = [InputValue(_PATH_LOCATION, path, canonical(path))]
+    decode = not is_plain(path) or "&" in path
+    values = [InputValue(_PATH_LOCATION, path, canonical(path) if decode else path)]
     for index, segment in enumerate(path.split("/")[1:]):
         if segment:
-            values.append(InputValue(_segment_location(str(index)), segment, canonical(segment)))
+            text = canonical(segment) if decode else segment
+            values.append(InputValue(_segment_location(str(index)), segment, text))
     return values
 
 
 def _cookie_inputs(header: str) -> list[InputValue]:
     values: list[InputValue] = []
+    decode = not is_plain(header) or "&" in header
     for piece in header.split(";"):
         key, _, raw = piece.partition("=")
         key, raw = key.strip(), raw.strip()
         if not key and not raw:
             continue
-        values.append(InputValue(_cookie_key_location(key), key, canonical(key)))
+        values.append(InputValue(_cookie_key_location(key), key, canonical(key) if decode else key))
         if raw:
-            values.append(InputValue(_cookie_location(key), raw, canonical(raw)))
+            text = canonical(raw) if decode else raw
+            values.append(InputValue(_cookie_location(key), raw, text))
     return values
 
 

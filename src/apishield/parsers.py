@@ -172,9 +172,10 @@ def _pointer(parent: str, key: str) -> str:
 class _JsonWalker:
     """Collects the string values and keys of a parsed JSON document, depth first."""
 
-    __slots__ = ("limits", "members", "scalars", "values")
+    __slots__ = ("decode", "limits", "members", "scalars", "values")
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, decode: bool) -> None:
+        self.decode = decode  # False when no string in the document can need decoding
         self.limits = limits
         self.values: list[InputValue] = []
         self.members = 0
@@ -190,7 +191,8 @@ class _JsonWalker:
             self.elements(node, pointer, depth + 1)
         else:
             if kind is str:
-                self.values.append(InputValue(_json_location(pointer), node, canonical(node)))
+                text = canonical(node) if self.decode else node
+                self.values.append(InputValue(_json_location(pointer), node, text))
             self.count(1, pointer)
 
     def count(self, scalars: int, pointer: str) -> None:
@@ -202,13 +204,16 @@ class _JsonWalker:
         if depth > self.limits.max_depth:
             raise _too_deep(self.limits, Location(Source.JSON, pointer))
         append = self.values.append
+        decode = self.decode
         scalars = 0
         for key, child in items:
             child_pointer = _pointer(pointer, key)
-            append(InputValue(_json_key_location(child_pointer), key, canonical(key)))
+            text = canonical(key) if decode else key
+            append(InputValue(_json_key_location(child_pointer), key, text))
             kind = type(child)
             if kind is str:
-                append(InputValue(_json_location(child_pointer), child, canonical(child)))
+                text = canonical(child) if decode else child
+                append(InputValue(_json_location(child_pointer), child, text))
                 scalars += 1
             elif kind in _CONTAINERS:
                 self.node(child, child_pointer, depth)
@@ -221,12 +226,14 @@ class _JsonWalker:
         if depth > self.limits.max_depth:
             raise _too_deep(self.limits, Location(Source.JSON, pointer))
         append = self.values.append
+        decode = self.decode
         scalars = 0
         for index, child in enumerate(items):
             child_pointer = f"{pointer}/{index}"
             kind = type(child)
             if kind is str:
-                append(InputValue(_json_location(child_pointer), child, canonical(child)))
+                text = canonical(child) if decode else child
+                append(InputValue(_json_location(child_pointer), child, text))
                 scalars += 1
             elif kind in _CONTAINERS:
                 self.node(child, child_pointer, depth)
@@ -238,10 +245,22 @@ class _JsonWalker:
 _CONTAINERS = frozenset({dict, list, _Pairs})
 
 
-def _walk_json(document: Any, limits: Limits) -> _JsonWalker:
-    walker = _JsonWalker(limits)
+def _walk_json(document: Any, data: bytes | str, limits: Limits) -> _JsonWalker:
+    walker = _JsonWalker(limits, decode=not _is_plain_json(data))
     walker.node(document, "", 0)
     return walker
+
+
+def _is_plain_json(data: bytes | str) -> bool:
+    """True when no string in ``data`` can need decoding: ASCII, no ``%``, ``&`` or
+    backslash (so no JSON escapes either, hence no NUL)."""
+    return (
+        isinstance(data, bytes)
+        and data.isascii()
+        and b"%" not in data
+        and b"&" not in data
+        and b"\\" not in data
+    )
 
 
 def _may_repeat_keys(data: bytes | str, members: int) -> bool:
@@ -253,9 +272,9 @@ def _may_repeat_keys(data: bytes | str, members: int) -> bool:
 def _load_json(data: bytes | str, limits: Limits) -> list[InputValue]:
     """Parse with orjson; when the document may repeat a key, which orjson would
     silently collapse to the last one, parse again keeping every duplicate."""
-    walker = _walk_json(orjson.loads(data), limits)
+    walker = _walk_json(orjson.loads(data), data, limits)
     if _may_repeat_keys(data, walker.members):
-        walker = _walk_json(json.loads(data, object_pairs_hook=_Pairs), limits)
+        walker = _walk_json(json.loads(data, object_pairs_hook=_Pairs), data, limits)
     return walker.values
 
 
