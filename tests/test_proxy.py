@@ -427,6 +427,45 @@ def test_hot_reload_switches_the_mode(
         assert client.get(url).status_code == 200  # the last good policy stays
 
 
+def test_reload_under_load_drops_nothing(
+    loop_thread: LoopThread, upstream: str, tmp_path: Path
+) -> None:
+    """Clients hammer the proxy on keep-alive connections while the policy flips."""
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(policy_data(upstream, mode="block")))
+    holder = PolicyHolder(path)
+    statuses: list[int] = []
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def client_loop(port: int) -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            while not stop.is_set():
+                try:
+                    statuses.append(client.post("/items?id=7", json={"a": "b"}).status_code)
+                except httpx.HTTPError as exc:
+                    failures.append(exc)
+
+    with running(loop_thread, holder) as server:
+        clients = [threading.Thread(target=client_loop, args=(server.port,)) for _ in range(4)]
+        for thread in clients:
+            thread.start()
+        try:
+            for round_ in range(4):
+                seen = len(statuses)
+                _wait_until(lambda seen=seen: len(statuses) > seen + 20)
+                mode = "monitor" if round_ % 2 else "block"
+                path.write_text(yaml.safe_dump(policy_data(upstream, mode=mode)))
+                assert holder.reload() is None
+        finally:
+            stop.set()
+            for thread in clients:
+                thread.join()
+    assert failures == []
+    assert len(statuses) > 80
+    assert set(statuses) == {200}
+
+
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     if shutil.which("openssl") is None:

@@ -12,6 +12,7 @@ of letters, digits and a few inert punctuation marks cannot carry an injection.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Iterable, Sequence
@@ -87,15 +88,7 @@ class SignatureSet:
         if not signatures:
             raise ValueError("a signature set needs at least one signature")
         self.signatures = tuple(signatures)
-        self._database = hyperscan.Database()
-        try:
-            self._database.compile(
-                expressions=[s.pattern.encode() for s in self.signatures],
-                ids=list(range(len(self.signatures))),
-                flags=[s.flags for s in self.signatures],
-            )
-        except (hyperscan.error, hyperscan.CompilerError) as exc:
-            raise ValueError(f"signature pattern does not compile: {exc}") from exc
+        self._database = _compile(tuple((s.pattern, s.flags) for s in self.signatures))
         self._local = threading.local()
 
     def scan(self, text: str) -> list[Hit]:
@@ -121,6 +114,22 @@ class SignatureSet:
         if scratch is None:
             scratch = self._local.scratch = hyperscan.Scratch(self._database)
         return scratch
+
+
+@functools.lru_cache(maxsize=64)
+def _compile(patterns: tuple[tuple[str, int], ...]) -> hyperscan.Database:
+    """A hyperscan database for ``patterns``; compiled databases are read-only, so a
+    reloaded policy with the same signatures reuses them instead of recompiling."""
+    database = hyperscan.Database()
+    try:
+        database.compile(
+            expressions=[pattern.encode() for pattern, _ in patterns],
+            ids=list(range(len(patterns))),
+            flags=[flags for _, flags in patterns],
+        )
+    except (hyperscan.error, hyperscan.CompilerError) as exc:
+        raise ValueError(f"signature pattern does not compile: {exc}") from exc
+    return database
 
 
 def best_of(hits: Sequence[Hit]) -> tuple[Hit | None, bool]:
