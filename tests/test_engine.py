@@ -279,3 +279,15 @@ def test_registering_a_second_class_under_an_existing_id_is_refused() -> None:
 
     with pytest.raises(ValueError, match="already registered"):
         register(Impostor)
+
+
+def test_adapters_record_their_own_refusals_through_the_transaction() -> None:
+    tx = engine(mode="off").transaction(Request("POST", "/upload", client="192.0.2.1"))
+    where = Location(Source.HEADER, "transfer-encoding")
+    verdict = tx.reject("protocol.malformed", 400, "conflicting framing", where)
+    assert verdict.action is Action.REJECT
+    assert orjson.loads(verdict.body)["detail"] == "conflicting framing"
+    assert tx.reject("limits.body_size", 413, "too big", Location(Source.BODY)) is verdict
+    event = tx.finish()
+    assert (event.verdict, event.status, event.reason) == ("reject", 400, "conflicting framing")
+    assert [f.check for f in event.findings] == ["protocol.malformed"]

@@ -242,6 +242,16 @@ class Transaction:
             self.response = dataclasses.replace(self.response, body=body)
         return self._phase(Phase.RESPONSE_BODY, lambda: ())
 
+    def reject(self, check: str, status: int, message: str, location: Location) -> Verdict:
+        """Record that the adapter refused the request itself (framing, size, timeout).
+
+        Returns the ``REJECT`` verdict to answer with; the event records it like any
+        rejection the engine makes. An earlier interruption stands and is returned.
+        """
+        if self.verdict is not None and self.verdict.interrupts:
+            return self.verdict
+        return self._reject(InputRejected(check, status, message, location))
+
     def finish(self, status: int | None = None, upstream_ms: float | None = None) -> SecurityEvent:
         """Phase 5, logging: the transaction's security event. Idempotent."""
         if self._finished is not None:

@@ -24,10 +24,10 @@ from urllib.parse import quote
 
 from apishield.engine import Engine, Transaction
 from apishield.events import EventSink, SecurityEvent
-from apishield.findings import Action, Verdict
+from apishield.findings import Location, Source, Verdict
 from apishield.http import Headers, Request, Response
 from apishield.policy import Policy
-from apishield.problem import PROBLEM_CONTENT_TYPE, problem_json
+from apishield.problem import PROBLEM_CONTENT_TYPE
 from apishield.reload import PolicyHolder
 
 Scope = MutableMapping[str, Any]
@@ -97,22 +97,14 @@ def quote_path(decoded: bytes) -> str:
     return quote(decoded, safe=_PATH_SAFE)
 
 
-def oversized_verdict(tx: Transaction, body: bytes) -> Verdict:
-    """The answer to a body past the limit: the engine's, or our own when it is off."""
-    verdict = tx.request_body(body)
-    if verdict is not None:
-        return verdict
+def oversized_verdict(tx: Transaction) -> Verdict:
+    """The answer to a body past the limit, enforced whatever the engine's mode."""
     limits = tx.engine.policy.limits
-    status = limits.statuses.body
-    detail = f"request body exceeds {limits.max_body_bytes} bytes"
-    return Verdict(
-        action=Action.REJECT,
-        status=status,
-        reason=detail,
-        event_id=tx.event_id,
-        body=problem_json(
-            status=status, title="Request rejected", detail=detail, event_id=tx.event_id
-        ),
+    return tx.reject(
+        "limits.body_size",
+        limits.statuses.body,
+        f"request body exceeds {limits.max_body_bytes} bytes",
+        Location(Source.BODY),
     )
 
 
@@ -230,7 +222,7 @@ class _Exchange:
             self.status = STATUS_CLIENT_GONE
             return None
         if len(body) > limits.max_body_bytes:
-            return oversized_verdict(self.tx, body)
+            return oversized_verdict(self.tx)
         self.body = body
         return self.tx.request_body(body)
 

@@ -32,7 +32,6 @@ import logging
 import os
 import signal
 import ssl
-import time
 from collections import deque
 from http import HTTPStatus
 from typing import cast
@@ -43,8 +42,8 @@ from apishield.adapters.upstream import UpstreamConnection, UpstreamPool
 from apishield.adapters.workers import reserve_port, supervise
 from apishield.engine import Engine, Transaction
 from apishield.errors import UpstreamError, UpstreamTimeout
-from apishield.events import EventSink, SecurityEvent, new_event_id
-from apishield.findings import Finding, Location, Severity, Source, Verdict
+from apishield.events import EventSink
+from apishield.findings import Location, Source, Verdict
 from apishield.http import Headers, Request, Response
 from apishield.policy import TLS
 from apishield.problem import PROBLEM_CONTENT_TYPE, problem_json
@@ -133,19 +132,6 @@ class _Rejection:
         self.message = message
         self.location = location
 
-    def finding(self) -> Finding:
-        return Finding(
-            check=self.check,
-            category="protocol",
-            location=self.location,
-            message=self.message,
-            score=100,
-            severity=Severity.MEDIUM,
-            owasp="API4:2023 Unrestricted Resource Consumption"
-            if self.check.startswith("limits.")
-            else None,
-        )
-
 
 def _malformed(message: str, name: str = "") -> _Rejection:
     return _Rejection(400, "protocol.malformed", message, Location(Source.HEADER, name))
@@ -159,7 +145,6 @@ class _Exchange:
     """One request and its response, from the head being parsed to the event."""
 
     __slots__ = (
-        "bare_event",
         "body_parts",
         "body_size",
         "buffered",
@@ -207,7 +192,6 @@ class _Exchange:
         self.chunked_out = False
         self.buffered: list[bytes] | None = None
         self.pending_head: tuple[int, list[tuple[bytes, bytes]], bool] | None = None
-        self.bare_event: SecurityEvent | None = None
 
     # -- running the exchange -----------------------------------------------------
 
@@ -250,16 +234,10 @@ class _Exchange:
 
     def _record(self, upstream_ms: float | None) -> None:
         server = self.conn.server
-        if self.tx is not None:
-            event = self.tx.finish(status=self.status, upstream_ms=upstream_ms)
-        else:
-            event = self.bare_event or self._bare_event()
-        rejection = self.rejection
-        if rejection is not None and event.verdict != "reject":
-            event.verdict = "reject"
-            event.status = rejection.status
-            event.reason = rejection.message
-            event.findings.append(rejection.finding())
+        tx = self._transaction()
+        if self.rejection is not None:
+            self._reject(tx, self.rejection)
+        event = tx.finish(status=self.status, upstream_ms=upstream_ms)
         if server.sinks is not None and (
             event.verdict != "allow" or self.engine.policy.events.record == "all"
         ):
@@ -268,18 +246,22 @@ class _Exchange:
             except Exception:
                 log.exception("proxy: the event sink failed")
 
-    def _bare_event(self) -> SecurityEvent:
-        path = self.url.partition(b"?")[0].decode("latin-1")
-        return SecurityEvent(
-            event_id=new_event_id(),
-            time=time.time(),
-            client_ip=self.conn.peer,
-            method=self.method.decode("latin-1"),
-            path=path,
-            route="",
-            status=self.status,
-            verdict="reject",
-        )
+    def _transaction(self) -> Transaction:
+        """The transaction, opened now from what was parsed if the head never completed."""
+        if self.tx is None:
+            path, _, query = self.url.decode("latin-1").partition("?")
+            request = Request(
+                method=self.method.decode("latin-1") or "-",
+                path=path,
+                query=query,
+                client=self.conn.peer,
+            )
+            self.tx = self.engine.transaction(request)
+        return self.tx
+
+    @staticmethod
+    def _reject(tx: Transaction, rejection: _Rejection) -> Verdict:
+        return tx.reject(rejection.check, rejection.status, rejection.message, rejection.location)
 
     # -- answers of our own ---------------------------------------------------------
 
@@ -289,19 +271,9 @@ class _Exchange:
         self.conn.write(_problem(verdict.status, verdict.body, verdict.headers, close=close))
 
     def _reply_rejection(self, rejection: _Rejection) -> None:
-        if self.tx is not None:
-            event_id = self.tx.event_id
-        else:
-            self.bare_event = self._bare_event()
-            event_id = self.bare_event.event_id
-        self.status = rejection.status
-        body = problem_json(
-            status=rejection.status,
-            title="Request rejected",
-            detail=rejection.message,
-            event_id=event_id,
-        )
-        self.conn.write(_problem(rejection.status, body, close=True))
+        verdict = self._reject(self._transaction(), rejection)
+        self.status = verdict.status
+        self.conn.write(_problem(verdict.status, verdict.body, verdict.headers, close=True))
 
     def _reply_upstream_error(self, tx: Transaction, exc: UpstreamError) -> None:
         timeout = isinstance(exc, UpstreamTimeout)

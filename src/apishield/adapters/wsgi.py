@@ -174,7 +174,7 @@ class _Exchange:
         limit = self.tx.engine.policy.limits.max_body_bytes
         body = read_body(environ, limit)
         if len(body) > limit:
-            return oversized_verdict(self.tx, body)
+            return oversized_verdict(self.tx)
         environ["wsgi.input"] = io.BytesIO(body)
         return self.tx.request_body(body)
 
