@@ -37,6 +37,15 @@ def test_a_good_policy_loads_and_normalises_values() -> None:
     assert policy.trusted_proxies == ("10.0.0.0/8", "2001:db8::/32")
 
 
+def test_a_bare_yaml_off_means_the_mode_off() -> None:
+    policy = parse_policy(
+        "mode: off\ndirections: {response: off}\nroutes: [{path: /a, mode: off}]\n"
+    )
+    assert policy.mode == "off"
+    assert policy.directions.response == "off"
+    assert policy.routes[0].mode == "off"
+
+
 def test_the_empty_policy_is_the_default_policy() -> None:
     assert parse_policy("") == policy_from_dict({})
 

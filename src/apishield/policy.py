@@ -10,15 +10,22 @@ import ipaddress
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from apishield.errors import PolicyError
 from apishield.findings import Mode
 
-ModeSetting = Literal["off", "monitor", "block", "inherit"]
+
+def _yaml_off(value: Any) -> Any:
+    """YAML 1.1 reads a bare ``off`` as ``false``: take it as the mode it was meant to be."""
+    return "off" if value is False else value
+
+
+ModeSetting = Annotated[Literal["off", "monitor", "block", "inherit"], BeforeValidator(_yaml_off)]
+EngineMode = Annotated[Literal["off", "monitor", "block"], BeforeValidator(_yaml_off)]
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
 _TEMPLATE_PARAM = re.compile(r"\{[A-Za-z_][A-Za-z0-9_.-]*\}")
 
@@ -209,7 +216,7 @@ class Policy(_Model):
     """The whole policy. Build with :func:`load_policy` or :func:`policy_from_dict`."""
 
     version: Literal[1] = 1
-    mode: Literal["off", "monitor", "block"] = Field("block", description="Engine-wide mode")
+    mode: EngineMode = Field("block", description="Engine-wide mode")
     directions: DirectionModes = Field(default_factory=DirectionModes)
     sensitivity: Literal["balanced", "strict"] = Field(
         "balanced", description="Detection sensitivity"
