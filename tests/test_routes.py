@@ -68,7 +68,7 @@ def test_client_resolution(peer: str, headers: list[tuple[str, str]], expected: 
 def test_event_ids_are_unique_and_sort_by_time() -> None:
     earlier = new_event_id(1_000.0)
     later = new_event_id(2_000.0)
-    assert len(earlier) == 26
+    assert len(earlier) == 32
     assert earlier < later
     assert new_event_id(1_000.0) != earlier
 

@@ -332,21 +332,19 @@ class Transaction:
 
     def _run_value_checks(self, mode: Mode, blocking: list[Finding]) -> Verdict | None:
         """Every value check over every input, one signature scan per value."""
-        scanner = self.engine.value_scanner
         compiled_checks = self.engine.value_checks
-        for value in self._inputs:
-            for check, hits in scanner.candidates(value.text):
-                if self._exclusions and self._excluded(check.id, value):
-                    continue
-                try:
-                    finding = check.inspect(value, hits)
-                except Exception as exc:  # noqa: BLE001 - one failing check is recorded, not fatal
-                    verdict = self._check_failed(check.id, exc, mode)
-                    if verdict is not None:
-                        return verdict
-                    continue
-                if finding is not None:
-                    self._record(compiled_checks[check.id], finding, mode, blocking)
+        for value, check, hits in self.engine.value_scanner.candidates(self._inputs):
+            if self._exclusions and self._excluded(check.id, value):
+                continue
+            try:
+                finding = check.inspect(value, hits)
+            except Exception as exc:  # noqa: BLE001 - one failing check is recorded, not fatal
+                verdict = self._check_failed(check.id, exc, mode)
+                if verdict is not None:
+                    return verdict
+                continue
+            if finding is not None:
+                self._record(compiled_checks[check.id], finding, mode, blocking)
         return None
 
     def _excluded(self, check_id: str, value: InputValue) -> bool:

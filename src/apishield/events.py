@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import time
 from dataclasses import dataclass, field
@@ -12,19 +11,14 @@ import orjson
 
 from apishield.findings import Finding
 
-_TO_CROCKFORD = bytes.maketrans(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-)
-
 
 def new_event_id(now: float | None = None) -> str:
-    """A 26-character id: 48 bits of milliseconds then 80 random bits, in Crockford base32.
+    """A 32-hex-digit id: 48 bits of milliseconds, then 80 random bits.
 
     Ids sort by time as strings and are unique without coordination between workers.
     """
     millis = int((time.time() if now is None else now) * 1000)
-    raw = millis.to_bytes(6, "big") + os.urandom(10)
-    return base64.b32encode(raw)[:26].translate(_TO_CROCKFORD).decode("ascii")
+    return f"{millis:012x}{os.urandom(10).hex()}"
 
 
 @dataclass(slots=True)

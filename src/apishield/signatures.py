@@ -12,7 +12,9 @@ of letters, digits and a few inert punctuation marks cannot carry an injection.
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
 import re
 import threading
 from collections.abc import Iterable, Sequence
@@ -22,7 +24,10 @@ from typing import Any
 import hyperscan
 
 DEFAULT_FLAGS = (
-    hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SOM_LEFTMOST | hyperscan.HS_FLAG_DOTALL
+    hyperscan.HS_FLAG_CASELESS
+    | hyperscan.HS_FLAG_SOM_LEFTMOST
+    | hyperscan.HS_FLAG_DOTALL
+    | hyperscan.HS_FLAG_MULTILINE
 )
 _PLAIN = re.compile(r"[A-Za-z0-9_.,:@+\-]*")
 _REGISTRY: dict[str, Signature] = {}
@@ -105,6 +110,39 @@ class SignatureSet:
             for i, (start, end) in sorted(spans.items(), key=lambda item: item[1])
         ]
 
+    def scan_many(self, texts: Sequence[str]) -> dict[int, list[Hit]]:
+        """:meth:`scan` for many texts in one hyperscan pass; only texts with hits appear.
+
+        The texts are joined with newlines and scanned once; patterns are compiled
+        with ``HS_FLAG_MULTILINE``, so ``^`` and ``$`` hold at every text's edges. A
+        match that straddles two texts is dropped and the text it ends in is scanned
+        on its own, so no text's leftmost match is hidden by its neighbour.
+        """
+        if not texts:
+            return {}
+        parts = [t.encode("utf-8", "surrogatepass") for t in texts]
+        data = b"\n".join(parts)
+        starts = list(itertools.accumulate((len(p) + 1 for p in parts[:-1]), initial=0))
+        batch = _Batch(starts, [start + len(p) for start, p in zip(starts, parts, strict=True)])
+        self._database.scan(
+            data, match_event_handler=_collect_batch, context=batch, scratch=self._scratch()
+        )
+        found: dict[int, list[Hit]] = {}
+        for (index, text_index), (start, end) in sorted(batch.spans.items()):
+            if text_index in batch.straddled:
+                continue
+            offset = starts[text_index]
+            evidence = data[start:end].decode("utf-8", "replace")
+            hit = Hit(self.signatures[index], start - offset, end - offset, evidence)
+            found.setdefault(text_index, []).append(hit)
+        for text_index in batch.straddled:
+            hits = self.scan(texts[text_index])
+            if hits:
+                found[text_index] = hits
+            else:
+                found.pop(text_index, None)
+        return found
+
     def best(self, text: str) -> tuple[Hit | None, bool]:
         """The highest-scoring hit in ``text`` (leftmost among equals), and whether a gate hit."""
         return best_of(self.scan(text))
@@ -125,7 +163,7 @@ def _compile(patterns: tuple[tuple[str, int], ...]) -> hyperscan.Database:
         database.compile(
             expressions=[pattern.encode() for pattern, _ in patterns],
             ids=list(range(len(patterns))),
-            flags=[flags for _, flags in patterns],
+            flags=[flags | hyperscan.HS_FLAG_MULTILINE for _, flags in patterns],
         )
     except (hyperscan.error, hyperscan.CompilerError) as exc:
         raise ValueError(f"signature pattern does not compile: {exc}") from exc
@@ -139,6 +177,30 @@ def best_of(hits: Sequence[Hit]) -> tuple[Hit | None, bool]:
     top = max(hits, key=lambda h: (h.signature.score, -h.start))
     gated = any(h.signature.score == 0 for h in hits)
     return (top if top.signature.score else None), gated
+
+
+class _Batch:
+    """Match state of one :meth:`SignatureSet.scan_many` call."""
+
+    __slots__ = ("ends", "spans", "starts", "straddled")
+
+    def __init__(self, starts: list[int], ends: list[int]) -> None:
+        self.starts = starts
+        self.ends = ends
+        self.spans: dict[tuple[int, int], tuple[int, int]] = {}
+        self.straddled: set[int] = set()
+
+
+def _collect_batch(index: int, start: int, end: int, flags: int, batch: Any) -> None:
+    """Hyperscan match callback for batches: leftmost (then longest) per signature and text."""
+    text_index = bisect.bisect_right(batch.starts, start) - 1
+    if end > batch.ends[text_index]:
+        batch.straddled.add(bisect.bisect_right(batch.starts, end - 1) - 1)
+        return
+    key = (index, text_index)
+    previous = batch.spans.get(key)
+    if previous is None or start < previous[0] or (start == previous[0] and end > previous[1]):
+        batch.spans[key] = (start, end)
 
 
 def _collect(index: int, start: int, end: int, flags: int, spans: Any) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import importlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from apishield.findings import Finding, Location, Phase, Severity
@@ -123,7 +123,11 @@ class ValueCheck(Check):
         return self.inspect(value, hits)
 
     def wants(self, text: str) -> bool:
-        """True to inspect ``text`` even without a hit of this check's signatures."""
+        """True to inspect ``text`` even without a hit of this check's signatures.
+
+        It must hold for any text that contains a wanted one (the engine asks it of
+        all values joined first), as tests for the presence of characters do.
+        """
         return False
 
     @abc.abstractmethod
@@ -132,32 +136,51 @@ class ValueCheck(Check):
 
 
 class ValueScanner:
-    """Runs the signatures of many value checks over a value in one hyperscan pass."""
+    """Runs the signatures of many value checks over all of a request's values at once.
+
+    One hyperscan pass covers every value and every check
+    (:meth:`SignatureSet.scan_many`); Python only touches values that had a hit or
+    that a check :meth:`~ValueCheck.wants` to see.
+    """
 
     def __init__(self, checks: Sequence[ValueCheck]) -> None:
-        self._set = _combined(checks)
-        self._plain_set = _combined([c for c in checks if c.inspects_plain])
+        signatures = [s for check in checks for s in check.signature_set.signatures]
+        self._set = SignatureSet(signatures) if signatures else None
         self._by_id = {check.id: check for check in checks}
         self._wanting = tuple(c for c in checks if type(c).wants is not ValueCheck.wants)
 
-    def candidates(self, text: str) -> list[tuple[ValueCheck, list[Hit]]]:
-        """The checks that must inspect ``text``, each with its own hits."""
+    def candidates(
+        self, values: Sequence[InputValue]
+    ) -> Iterator[tuple[InputValue, ValueCheck, list[Hit]]]:
+        """Each (value, check, the check's hits) pair the check must inspect."""
+        texts = [v.text for v in values]
+        found = self._set.scan_many(texts) if self._set is not None else {}
+        wanting = self._wanting_for("\n".join(texts)) if self._wanting else ()
+        for index, value in enumerate(values):
+            hits = found.get(index)
+            if hits is None and not wanting:
+                continue
+            grouped = self._group(value.text, hits or (), wanting)
+            for check_id, check_hits in grouped.items():
+                yield value, self._by_id[check_id], check_hits
+
+    def _wanting_for(self, joined: str) -> tuple[ValueCheck, ...]:
+        """The checks that want some value: ``wants`` of the whole is a sure pre-test."""
+        return tuple(c for c in self._wanting if c.wants(joined))
+
+    def _group(
+        self, text: str, hits: Sequence[Hit], wanting: Sequence[ValueCheck]
+    ) -> dict[str, list[Hit]]:
         plain = is_plain(text)
-        signatures = self._plain_set if plain else self._set
         grouped: dict[str, list[Hit]] = {}
-        if signatures is not None:
-            for hit in signatures.scan(text):
+        for hit in hits:
+            if not plain or self._by_id[hit.signature.check].inspects_plain:
                 grouped.setdefault(hit.signature.check, []).append(hit)
         if not plain:
-            for check in self._wanting:
+            for check in wanting:
                 if check.id not in grouped and check.wants(text):
                     grouped[check.id] = []
-        return [(self._by_id[check_id], hits) for check_id, hits in grouped.items()]
-
-
-def _combined(checks: Sequence[ValueCheck]) -> SignatureSet | None:
-    signatures = [s for check in checks for s in check.signature_set.signatures]
-    return SignatureSet(signatures) if signatures else None
+        return grouped
 
 
 def register(cls: type[Check]) -> type[Check]:
