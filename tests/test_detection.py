@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +128,41 @@ def test_signature_set_rejects_bad_patterns() -> None:
 )
 def test_is_plain(text: str, plain: bool) -> None:
     assert is_plain(text) is plain
+
+
+BATCH_TEXTS = [
+    "id",
+    "; id",
+    "items",
+    "",
+    "cat /etc/passwd",
+    "etc",
+    "passwd",
+    "../../x",
+    "a/..",
+    "/.env",
+    "/bin/sh",
+    "blue shoes",
+    "1' OR '1'='1",
+    "<script>alert(1)</script>",
+    "x\x00y",
+    "héllo ../",
+    "sleep(5)",
+    "union",
+    "select 1",
+]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_batched_scan_equals_scanning_each_value(seed: int) -> None:
+    """One pass over joined values finds exactly what a pass per value finds."""
+    rng = random.Random(seed)
+    texts = [rng.choice(BATCH_TEXTS) for _ in range(rng.randint(1, 12))]
+    scanner = SignatureSet(signatures_for(*registered_checks()))
+    batched = scanner.scan_many(texts)
+    for index, text in enumerate(texts):
+        alone = scanner.scan(text.replace("\x00", " "))
+        got = batched.get(index, [])
+        assert [(h.signature.name, h.start, h.end) for h in got] == [
+            (h.signature.name, h.start, h.end) for h in alone
+        ], (texts, index)

@@ -24,11 +24,14 @@ from typing import Any
 import hyperscan
 
 DEFAULT_FLAGS = (
-    hyperscan.HS_FLAG_CASELESS
-    | hyperscan.HS_FLAG_SOM_LEFTMOST
-    | hyperscan.HS_FLAG_DOTALL
-    | hyperscan.HS_FLAG_MULTILINE
+    hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SOM_LEFTMOST | hyperscan.HS_FLAG_DOTALL
 )
+# Where a value begins and ends. Signatures write these instead of ``^`` and ``$``,
+# because :meth:`SignatureSet.scan_many` scans many values joined by NUL bytes
+# (canonical text never contains NUL: normalisation removes it).
+BEGIN = r"(?:^|\x00)"
+END = r"(?:$|\x00)"
+_SEPARATOR = "\x00"
 _PLAIN = re.compile(r"[A-Za-z0-9_.,:@+\-]*")
 _REGISTRY: dict[str, Signature] = {}
 
@@ -107,28 +110,32 @@ class SignatureSet:
             return []
         return [
             Hit(self.signatures[i], start, end, data[start:end].decode("utf-8", "replace"))
-            for i, (start, end) in sorted(spans.items(), key=lambda item: item[1])
+            for i, (start, end) in sorted(spans.items(), key=lambda item: (item[1], item[0]))
         ]
 
     def scan_many(self, texts: Sequence[str]) -> dict[int, list[Hit]]:
         """:meth:`scan` for many texts in one hyperscan pass; only texts with hits appear.
 
-        The texts are joined with newlines and scanned once; patterns are compiled
-        with ``HS_FLAG_MULTILINE``, so ``^`` and ``$`` hold at every text's edges. A
-        match that straddles two texts is dropped and the text it ends in is scanned
-        on its own, so no text's leftmost match is hidden by its neighbour.
+        The texts are joined with NUL bytes and scanned once; :data:`BEGIN` and
+        :data:`END` match at every text's edges. A match that reaches into a
+        neighbour is dropped and the text it ends in is scanned on its own, so no
+        text's leftmost match is hidden by its neighbour.
         """
         if not texts:
             return {}
-        parts = [t.encode("utf-8", "surrogatepass") for t in texts]
-        data = b"\n".join(parts)
+        parts = [
+            (t.replace(_SEPARATOR, " ") if _SEPARATOR in t else t).encode("utf-8", "surrogatepass")
+            for t in texts
+        ]
+        data = b"\x00".join(parts)
         starts = list(itertools.accumulate((len(p) + 1 for p in parts[:-1]), initial=0))
         batch = _Batch(starts, [start + len(p) for start, p in zip(starts, parts, strict=True)])
         self._database.scan(
             data, match_event_handler=_collect_batch, context=batch, scratch=self._scratch()
         )
         found: dict[int, list[Hit]] = {}
-        for (index, text_index), (start, end) in sorted(batch.spans.items()):
+        ordered = sorted(batch.spans.items(), key=lambda item: (item[0][1], item[1], item[0][0]))
+        for (index, text_index), (start, end) in ordered:
             if text_index in batch.straddled:
                 continue
             offset = starts[text_index]
@@ -163,7 +170,7 @@ def _compile(patterns: tuple[tuple[str, int], ...]) -> hyperscan.Database:
         database.compile(
             expressions=[pattern.encode() for pattern, _ in patterns],
             ids=list(range(len(patterns))),
-            flags=[flags | hyperscan.HS_FLAG_MULTILINE for _, flags in patterns],
+            flags=[flags for _, flags in patterns],
         )
     except (hyperscan.error, hyperscan.CompilerError) as exc:
         raise ValueError(f"signature pattern does not compile: {exc}") from exc
@@ -192,8 +199,17 @@ class _Batch:
 
 
 def _collect_batch(index: int, start: int, end: int, flags: int, batch: Any) -> None:
-    """Hyperscan match callback for batches: leftmost (then longest) per signature and text."""
+    """Hyperscan match callback for batches: leftmost (then longest) per signature and text.
+
+    A separator at either edge of a match is a :data:`BEGIN` or :data:`END` anchor:
+    it is trimmed and the match belongs to the text inside it.
+    """
     text_index = bisect.bisect_right(batch.starts, start) - 1
+    if start == batch.ends[text_index] and end > start + 1:  # begins at a separator
+        text_index += 1
+        start += 1
+    if end == batch.ends[text_index] + 1:  # ends with the separator after the text
+        end -= 1
     if end > batch.ends[text_index]:
         batch.straddled.add(bisect.bisect_right(batch.starts, end - 1) - 1)
         return

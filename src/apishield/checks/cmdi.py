@@ -14,6 +14,8 @@ from apishield.findings import Finding
 from apishield.inputs import InputValue
 from apishield.policy import CheckSettings, Policy
 from apishield.signatures import (
+    BEGIN,
+    END,
     Hit,
     Signature,
     SignatureSet,
@@ -37,7 +39,7 @@ _WITH_ARG = (
 )
 _SEP = r"(?:[;|\n`]|&&?|\$\()"
 _ARG = r"\s+[-/$~.'\"\\%][^\s;|&`]*"
-_END = r"(?:\s*$|\s*[;|&`)<>])"
+_END = rf"(?:\s*{END}|\s*[;|&`)<>])"
 _DEOBFUSCATE = re.compile(r"\$\{[^}\s]{0,20}\}|\$[a-z_]\w*|\$[@*#?\d]|['\"\\^]", re.IGNORECASE)
 _IFS = re.compile(r"\$\{?IFS\}?(?:\$\d)?", re.IGNORECASE)
 _TRICKS = frozenset("'\"\\$^")
@@ -48,7 +50,12 @@ register_signatures(
         ("substitution", rf"(?:`|\$\()\s*(?:{_ALONE}|{_WITH_ARG})\b", "command substitution", 95),
         ("chained", rf"{_SEP}\s*{_ALONE}{_END}", "chained command", 90),
         ("chained_arg", rf"{_SEP}\s*{_WITH_ARG}{_ARG}", "chained command", 90),
-        ("binary_path", r"(?:^|[;|&`(\n]\s*)/(?:usr/(?:local/)?)?s?bin/\w", "binary path", 85),
+        (
+            "binary_path",
+            rf"(?:{BEGIN}|[;|&`(\n]\s*)/(?:usr/(?:local/)?)?s?bin/\w",
+            "binary path",
+            85,
+        ),
         ("ifs", r"\$\{IFS\}|\$IFS\b", "$IFS word splitting", 90),
         ("dev_tcp", r"/dev/(?:tcp|udp)/", "reverse shell", 95),
         ("netcat_exec", r"\bnc(?:at)?(?:\s+-\w+)*\s+-[ec]\s", "reverse shell", 95),

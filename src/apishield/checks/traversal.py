@@ -16,6 +16,8 @@ from apishield.findings import Finding
 from apishield.inputs import InputValue
 from apishield.policy import CheckSettings, Policy
 from apishield.signatures import (
+    BEGIN,
+    END,
     Hit,
     Signature,
     SignatureSet,
@@ -46,7 +48,7 @@ register_signatures(
     Signature("traversal." + name, "traversal", pattern, label, score)
     for name, pattern, label, score in (
         ("climb_deep", r"(?:\.{2,}/+){2,}", "repeated ../ climb", 90),
-        ("climb", r"(?:^|[/=:\s'\"])\.{2,}/|/\.{2,}$", "../ climb", 60),
+        ("climb", rf"(?:{BEGIN}|[/=:\s'\"])\.{{2,}}/|/\.{{2,}}{END}", "../ climb", 60),
         (
             "unix_file",
             r"/etc/(?:passwd|shadow|group|gshadow|hosts|hostname|issue|sudoers|crontab|fstab"
@@ -72,7 +74,7 @@ register_signatures(
         (
             "secret_file",
             r"/\.(?:htaccess|htpasswd|git/(?:config|HEAD)|aws/credentials|ssh/(?:id_\w+"
-            r"|authorized_keys))\b|/\.env$|/web\.config\b",
+            rf"|authorized_keys))\b|/\.env{END}|/web\.config\b",
             "secret file",
             75,
         ),
@@ -83,7 +85,6 @@ register_signatures(
             "stream wrapper",
             85,
         ),
-        ("null_byte", r"\.\w{1,5}\x00", "null byte after a file name", 70),
     )
 )
 
