@@ -141,6 +141,17 @@ def test_get_and_post_are_forwarded_byte_for_byte(loop_thread: LoopThread, upstr
         assert headers["forwarded"].startswith("for=127.0.0.1;proto=http;host=")
 
 
+def test_routes_choose_their_upstream(loop_thread: LoopThread, upstream: str) -> None:
+    overrides = {
+        "upstreams": {"default": {"url": upstream}, "reports": {"url": upstream + "/reports-api"}},
+        "routes": [{"path": "/reports/*", "upstream": "reports"}],
+    }
+    with proxy_for(loop_thread, upstream, **overrides) as base, httpx.Client() as client:
+        routed = decode_echo(client.get(f"{base}/reports/7?x=1").content)
+        assert routed["target"] == "/reports-api/reports/7?x=1"
+        assert decode_echo(client.get(f"{base}/users/7").content)["target"] == "/users/7"
+
+
 def test_hop_by_hop_headers_are_removed(loop_thread: LoopThread, upstream: str) -> None:
     with proxy_for(loop_thread, upstream) as base:
         request = (

@@ -41,6 +41,15 @@ ERROR_CHECK_ID = "engine.check_error"
 
 
 @dataclass(frozen=True, slots=True)
+class _Endpoint:
+    """What a matched route decides: the modes in force per direction, the upstream."""
+
+    request: Mode
+    response: Mode
+    upstream: str = "default"
+
+
+@dataclass(frozen=True, slots=True)
 class _CompiledCheck:
     check: Check
     mode_cap: Mode  # a check's own mode can only lower the mode in force
@@ -118,7 +127,10 @@ class Engine:
         self.mode = policy.engine_mode()
         self.request_mode = resolve_mode(policy.directions.request, self.mode)
         self.response_mode = resolve_mode(policy.directions.response, self.mode)
-        self.routes: RouteTable[Route] = RouteTable((r.path, r.methods, r) for r in policy.routes)
+        self.routes: RouteTable[_Endpoint] = RouteTable(
+            (r.path, r.methods, self._endpoint(r)) for r in policy.routes
+        )
+        self.default_endpoint = _Endpoint(self.request_mode, self.response_mode)
         self.client_resolver = ClientResolver(policy.trusted_proxies)
         self.exclusions = tuple(_compile_exclusion(e) for e in policy.exclusions)
         self.checks = self._compile_checks(
@@ -137,6 +149,15 @@ class Engine:
         }
         self.wants_response_body = bool(self.checks_by_phase[Phase.RESPONSE_BODY]) and (
             self.response_mode is not Mode.OFF
+        )
+
+    def _endpoint(self, route: Route) -> _Endpoint:
+        if self.mode is Mode.OFF:
+            return _Endpoint(Mode.OFF, Mode.OFF, route.upstream)
+        return _Endpoint(
+            resolve_mode(route.mode, self.request_mode),
+            resolve_mode(route.mode, self.response_mode),
+            route.upstream,
         )
 
     @staticmethod
@@ -179,23 +200,20 @@ class Transaction:
         self.engine = engine
         self.request = request
         self.response: Response | None = None
-        self.event_id = new_event_id(engine.wall_clock())
         self.started = engine.wall_clock()
+        self.event_id = new_event_id(self.started)
         self.client_ip = engine.client_resolver.resolve(request.client, request.headers)
         self.decoded_path = decode_path(request.path)
-        matched = engine.routes.match(request.method, self.decoded_path)
-        self.route = matched[0] if matched else ""
-        route_mode = matched[1].mode if matched else "inherit"
-        self._modes = {
-            "request": resolve_mode(route_mode, engine.request_mode)
-            if engine.mode is not Mode.OFF
-            else Mode.OFF,
-            "response": resolve_mode(route_mode, engine.response_mode)
-            if engine.mode is not Mode.OFF
-            else Mode.OFF,
-        }
-        self._exclusions = tuple(
-            e for e in engine.exclusions if e.applies_to(request.method, self.decoded_path)
+        matched = engine.routes.match(request.method, self.decoded_path) if engine.routes else None
+        if matched is None:
+            self.route = ""
+            self._endpoint = engine.default_endpoint
+        else:
+            self.route, self._endpoint = matched
+        self._exclusions = (
+            tuple(e for e in engine.exclusions if e.applies_to(request.method, self.decoded_path))
+            if engine.exclusions
+            else ()
         )
         self.findings: list[Finding] = []
         self.verdict: Verdict | None = None
@@ -203,6 +221,11 @@ class Transaction:
         self._inputs: Sequence[InputValue] = ()
         self._engine_seconds = 0.0
         self._finished: SecurityEvent | None = None
+
+    @property
+    def upstream(self) -> str:
+        """The name of the upstream the matched route forwards to (``default`` if none)."""
+        return self._endpoint.upstream
 
     # -- the view checks see -------------------------------------------------------
 
@@ -291,7 +314,7 @@ class Transaction:
         if phase in self._done:
             return None
         self._done.add(phase)
-        mode = self._modes["request" if phase in _REQUEST_PHASES else "response"]
+        mode = self._endpoint.request if phase in _REQUEST_PHASES else self._endpoint.response
         if mode is Mode.OFF:
             return None
         start = self.engine.clock()

@@ -842,7 +842,6 @@ class ProxyServer:
         self._server: asyncio.base_events.Server | None = None
         self._pools: dict[str, UpstreamPool] = {}
         self._pools_engine: Engine | None = None
-        self._routed = False
         self._idle = asyncio.Event()
         self._poller: asyncio.TimerHandle | None = None
 
@@ -902,12 +901,7 @@ class ProxyServer:
         """The upstream pool for ``tx``: its route's upstream, else ``default``."""
         if engine is not self._pools_engine:
             self._rebuild_pools(engine)
-        name = "default"
-        if self._routed:
-            matched = engine.routes.match(tx.request.method, tx.decoded_path)
-            if matched is not None:
-                name = matched[1].upstream
-        return self._pools.get(name)
+        return self._pools.get(tx.upstream)
 
     def _rebuild_pools(self, engine: Engine) -> None:
         """Keep the pools whose upstream did not change across a reload."""
@@ -921,7 +915,6 @@ class ProxyServer:
         for pool in old.values():
             if pool not in self._pools.values():
                 pool.close()
-        self._routed = any(r.upstream != "default" for r in engine.policy.routes)
         self._pools_engine = engine
 
     def _poll_policy(self) -> None:
