@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from apishield.redact import mask_evidence
+
 
 class Mode(enum.StrEnum):
     """How much the engine acts on what it finds."""
@@ -121,14 +123,15 @@ class Finding:
         )
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready form, as written to security events."""
+        """A JSON-ready form, as written to security events; secrets are masked."""
+        evidence, message = mask_evidence(self.evidence, self.message, self.location)
         return {
             "check": self.check,
             "category": self.category,
             "owasp": self.owasp,
             "location": self.location.to_json(),
-            "message": self.message,
-            "evidence": truncate_evidence(self.evidence),
+            "message": message,
+            "evidence": truncate_evidence(evidence),
             "score": self.score,
             "severity": self.severity.name.lower(),
             "mode": self.mode.value,
