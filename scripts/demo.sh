@@ -2,7 +2,6 @@
 # Install apishield in a virtual environment and run the built-in demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
-[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+. scripts/venv.sh
 .venv/bin/python -m pip install -q --disable-pip-version-check -e .
 exec .venv/bin/apishield demo "$@"

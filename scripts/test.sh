@@ -3,8 +3,7 @@
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k proxy`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
-[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+. scripts/venv.sh
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 .venv/bin/ruff check src tests bench
 .venv/bin/ruff format --check src tests bench

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 from apishield.findings import Finding, Location, Phase, Severity
 from apishield.http import Request, Response
 from apishield.inputs import InputValue
-from apishield.signatures import Hit, SignatureSet, is_plain
+from apishield.signatures import Hit, SignatureSet, is_plain, signatures_for
 
 if TYPE_CHECKING:
     from apishield.policy import CheckSettings, Policy
@@ -103,8 +103,12 @@ class ValueCheck(Check):
     asks to see the value anyway (e.g. to rescan it after its own decoding).
     """
 
-    signature_set: SignatureSet
+    title: ClassVar[str]  # what the check finds, e.g. "SQL injection", for messages
     inspects_plain: ClassVar[bool] = False  # see signatures.is_plain
+
+    def __init__(self, settings: CheckSettings, policy: Policy) -> None:
+        super().__init__(settings, policy)
+        self.signature_set = SignatureSet(signatures_for(self.id))
 
     def run(self, view: TransactionView, phase: Phase) -> Iterable[Finding]:
         for value in view.inputs_for(self.id):
@@ -133,6 +137,10 @@ class ValueCheck(Check):
     @abc.abstractmethod
     def inspect(self, value: InputValue, hits: Sequence[Hit]) -> Finding | None:
         """Judge one value given this check's signature ``hits`` in its text."""
+
+    def found(self, value: InputValue, kind: str, evidence: str, score: int) -> Finding:
+        """A finding at ``value`` saying what kind of attack was recognised, and where."""
+        return self.finding(value.location, f"{self.title}: {kind} `{evidence}`", evidence, score)
 
 
 class ValueScanner:

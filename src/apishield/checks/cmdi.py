@@ -12,16 +12,13 @@ from collections.abc import Sequence
 from apishield.checks import ValueCheck, register
 from apishield.findings import Finding
 from apishield.inputs import InputValue
-from apishield.policy import CheckSettings, Policy
 from apishield.signatures import (
     BEGIN,
     END,
     Hit,
     Signature,
-    SignatureSet,
     best_of,
     register_signatures,
-    signatures_for,
 )
 
 # Commands recognisable on their own right after a separator ("; id", "| whoami").
@@ -77,11 +74,8 @@ class CommandInjection(ValueCheck):
 
     id = "cmdi"
     category = "injection"
+    title = "Command injection"
     description = "Shell command injection in any request value"
-
-    def __init__(self, settings: CheckSettings, policy: Policy) -> None:
-        super().__init__(settings, policy)
-        self.signature_set = SignatureSet(signatures_for(self.id))
 
     def inspect(self, value: InputValue, hits: Sequence[Hit]) -> Finding | None:
         text = value.text
@@ -90,16 +84,11 @@ class CommandInjection(ValueCheck):
             hit, _ = self.signature_set.best(deobfuscate(text))
         if hit is None:
             return None
-        return self._found(value, hit)
+        return self.found(value, hit.signature.label, hit.evidence, hit.signature.score)
 
     def wants(self, text: str) -> bool:
         """Values with quoting or expansion tricks are rescanned without them."""
         return not _TRICKS.isdisjoint(text)
-
-    def _found(self, value: InputValue, hit: Hit) -> Finding:
-        label = hit.signature.label
-        message = f"Command injection: {label} `{hit.evidence}`"
-        return self.finding(value.location, message, hit.evidence, hit.signature.score)
 
 
 def deobfuscate(text: str) -> str:

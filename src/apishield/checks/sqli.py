@@ -10,14 +10,11 @@ import libinjection
 from apishield.checks import ValueCheck, register
 from apishield.findings import Finding
 from apishield.inputs import InputValue
-from apishield.policy import CheckSettings, Policy
 from apishield.signatures import (
     Hit,
     Signature,
-    SignatureSet,
     best_of,
     register_signatures,
-    signatures_for,
 )
 
 _C = r"(?:\s|/\*.*?\*/|\+)"  # SQL whitespace, including inline comments
@@ -86,28 +83,22 @@ class SqlInjection(ValueCheck):
 
     id = "sqli"
     category = "injection"
+    title = "SQL injection"
     owasp = None
     description = "SQL injection in any request value"
-
-    def __init__(self, settings: CheckSettings, policy: Policy) -> None:
-        super().__init__(settings, policy)
-        self.signature_set = SignatureSet(signatures_for(self.id))
 
     def inspect(self, value: InputValue, hits: Sequence[Hit]) -> Finding | None:
         text = value.text
         hit, gated = best_of(hits)
         if hit is not None and hit.signature.score >= LIBINJECTION_SCORE:
-            return self._found(value, hit.signature.label, hit.evidence, hit.signature.score)
+            return self.found(value, hit.signature.label, hit.evidence, hit.signature.score)
         result = libinjection.is_sql_injection(text) if gated else None
         if result is not None and result["is_sqli"]:
             kind = _kind(result["fingerprint"])
-            return self._found(value, kind, _token_span(result, text), LIBINJECTION_SCORE)
+            return self.found(value, kind, _token_span(result, text), LIBINJECTION_SCORE)
         if hit is not None:
-            return self._found(value, hit.signature.label, hit.evidence, hit.signature.score)
+            return self.found(value, hit.signature.label, hit.evidence, hit.signature.score)
         return None
-
-    def _found(self, value: InputValue, kind: str, evidence: str, score: int) -> Finding:
-        return self.finding(value.location, f"SQL injection: {kind} `{evidence}`", evidence, score)
 
 
 def _kind(fingerprint: str) -> str:

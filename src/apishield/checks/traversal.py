@@ -14,16 +14,13 @@ from urllib.parse import unquote
 from apishield.checks import ValueCheck, register
 from apishield.findings import Finding
 from apishield.inputs import InputValue
-from apishield.policy import CheckSettings, Policy
 from apishield.signatures import (
     BEGIN,
     END,
     Hit,
     Signature,
-    SignatureSet,
     best_of,
     register_signatures,
-    signatures_for,
 )
 
 _DECODE_ROUNDS = 2
@@ -95,12 +92,9 @@ class PathTraversal(ValueCheck):
 
     id = "traversal"
     category = "path_traversal"
+    title = "Path traversal"
     description = "Path traversal and local file inclusion in any request value"
     inspects_plain = True  # "..0x2f..0x2fetc0x2fpasswd" looks plain
-
-    def __init__(self, settings: CheckSettings, policy: Policy) -> None:
-        super().__init__(settings, policy)
-        self.signature_set = SignatureSet(signatures_for(self.id))
 
     def wants(self, text: str) -> bool:
         """Values with encodings or backslashes are rescanned after :func:`canonical_path`."""
@@ -112,8 +106,7 @@ class PathTraversal(ValueCheck):
         hit, _ = best_of(hits) if canonical == text else self.signature_set.best(canonical)
         if hit is None:
             return None
-        message = f"Path traversal: {hit.signature.label} `{hit.evidence}`"
-        return self.finding(value.location, message, hit.evidence, hit.signature.score)
+        return self.found(value, hit.signature.label, hit.evidence, hit.signature.score)
 
 
 def canonical_path(text: str) -> str:

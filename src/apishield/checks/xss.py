@@ -9,14 +9,11 @@ import libinjection
 from apishield.checks import ValueCheck, register
 from apishield.findings import Finding
 from apishield.inputs import InputValue
-from apishield.policy import CheckSettings, Policy
 from apishield.signatures import (
     Hit,
     Signature,
-    SignatureSet,
     best_of,
     register_signatures,
-    signatures_for,
 )
 
 LIBINJECTION_SCORE = 90
@@ -62,23 +59,17 @@ class CrossSiteScripting(ValueCheck):
 
     id = "xss"
     category = "injection"
+    title = "XSS"
     description = "HTML and JavaScript injection in any request value"
-
-    def __init__(self, settings: CheckSettings, policy: Policy) -> None:
-        super().__init__(settings, policy)
-        self.signature_set = SignatureSet(signatures_for(self.id))
 
     def inspect(self, value: InputValue, hits: Sequence[Hit]) -> Finding | None:
         text = value.text
         hit, gated = best_of(hits)
         if hit is not None and hit.signature.score >= LIBINJECTION_SCORE:
-            return self._found(value, hit.signature.label, hit.evidence, hit.signature.score)
+            return self.found(value, hit.signature.label, hit.evidence, hit.signature.score)
         if gated and libinjection.is_xss(text)["is_xss"]:
             evidence = hit.evidence if hit is not None else text
-            return self._found(value, "HTML/script markup", evidence, LIBINJECTION_SCORE)
+            return self.found(value, "HTML/script markup", evidence, LIBINJECTION_SCORE)
         if hit is not None:
-            return self._found(value, hit.signature.label, hit.evidence, hit.signature.score)
+            return self.found(value, hit.signature.label, hit.evidence, hit.signature.score)
         return None
-
-    def _found(self, value: InputValue, kind: str, evidence: str, score: int) -> Finding:
-        return self.finding(value.location, f"XSS: {kind} `{evidence}`", evidence, score)
