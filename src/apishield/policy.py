@@ -140,7 +140,7 @@ class Limits(_Model):
     max_response_inspect_bytes: int = Field(
         1_048_576, ge=0, description="Response bodies larger than this pass uninspected"
     )
-    max_params: int = Field(512, ge=1, description="Query + form + JSON leaf values, in total")
+    max_params: int = Field(4096, ge=1, description="Query + form + JSON leaf values, in total")
     max_depth: int = Field(32, ge=1, description="Nesting depth of JSON/XML bodies")
     max_headers: int = Field(100, ge=1, description="Number of request headers")
     max_header_bytes: int = Field(16_384, ge=256, description="Bytes of all request headers")
