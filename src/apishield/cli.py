@@ -72,7 +72,23 @@ def proxy(
         errors.print("[red]no upstream: give --upstream URL or upstreams.default in the policy")
         sys.exit(2)
     holder = PolicyHolder(policy_path if not overrides else None, policy=policy)
+    _print_banner(policy, listen, workers)
     serve(holder, listen=listen, workers=workers)
+
+
+def _print_banner(policy: Policy, listen: str | None, workers: int | None) -> None:
+    """One line saying where the proxy listens, what it protects and where events go."""
+    scheme = "https" if policy.server.tls else "http"
+    count = policy.server.workers if workers is None else workers
+    processes = f"{count} worker(s)" if count else "a worker per core"
+    upstreams = ", ".join(f"{name} → {u.url}" for name, u in policy.upstreams.items())
+    console.print(
+        f"apishield proxy on {scheme}://{listen or policy.server.listen} "
+        f"({processes}), mode {policy.mode}; upstreams: {upstreams}; "
+        f"events → {', '.join(policy.events.sinks)}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @main.command()
