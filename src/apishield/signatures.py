@@ -123,13 +123,8 @@ class SignatureSet:
         """
         if not texts:
             return {}
-        parts = [
-            (t.replace(_SEPARATOR, " ") if _SEPARATOR in t else t).encode("utf-8", "surrogatepass")
-            for t in texts
-        ]
-        data = b"\x00".join(parts)
-        starts = list(itertools.accumulate((len(p) + 1 for p in parts[:-1]), initial=0))
-        batch = _Batch(starts, [start + len(p) for start, p in zip(starts, parts, strict=True)])
+        data, starts, ends = _join(texts)
+        batch = _Batch(starts, ends)
         self._database.scan(
             data, match_event_handler=_collect_batch, context=batch, scratch=self._scratch()
         )
@@ -184,6 +179,24 @@ def best_of(hits: Sequence[Hit]) -> tuple[Hit | None, bool]:
     top = max(hits, key=lambda h: (h.signature.score, -h.start))
     gated = any(h.signature.score == 0 for h in hits)
     return (top if top.signature.score else None), gated
+
+
+def _join(texts: Sequence[str]) -> tuple[bytes, list[int], list[int]]:
+    """The texts as one NUL-separated buffer, with each text's start and end offset."""
+    joined = _SEPARATOR.join(texts)
+    if joined.isascii() and joined.count(_SEPARATOR) == len(texts) - 1:
+        lengths = [len(t) for t in texts]  # ASCII: one byte per character
+        data = joined.encode("ascii")
+    else:
+        parts = [
+            (t.replace(_SEPARATOR, " ") if _SEPARATOR in t else t).encode("utf-8", "surrogatepass")
+            for t in texts
+        ]
+        lengths = [len(p) for p in parts]
+        data = b"\x00".join(parts)
+    starts = list(itertools.accumulate((n + 1 for n in lengths[:-1]), initial=0))
+    ends = [start + n for start, n in zip(starts, lengths, strict=True)]
+    return data, starts, ends
 
 
 class _Batch:
