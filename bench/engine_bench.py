@@ -17,7 +17,6 @@ Corpora are read where they are; nothing is copied.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import datetime as dt
 import gc
@@ -37,7 +36,8 @@ from pathlib import Path
 
 from apishield.engine import Engine
 from apishield.findings import Action
-from apishield.http import Headers, Request
+from apishield.http import Request
+from apishield.ingest import request_from_record
 from apishield.policy import policy_from_dict
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -73,25 +73,6 @@ class Result:
         self.rejected += other.rejected
 
 
-def to_request(record: dict[str, object]) -> Request:
-    """One corpus record as the exact request it describes (nothing re-encoded)."""
-    raw_headers = record.get("headers") or {}
-    assert isinstance(raw_headers, dict)
-    body_text = str(record.get("body") or "")
-    if record.get("body_encoding") == "base64":
-        body = base64.b64decode(body_text)
-    else:
-        body = body_text.encode("utf-8", "surrogatepass")
-    return Request(
-        method=str(record["method"]),
-        path=str(record["path"]),
-        query=str(record.get("query") or ""),
-        headers=Headers((str(k), str(v)) for k, v in raw_headers.items()),
-        body=body,
-        client="127.0.0.1",
-    )
-
-
 def load_corpus(path: Path, limit: int | None) -> list[Record]:
     """Every record, or ``limit`` records spread evenly over the file (deterministic)."""
     with path.open(encoding="utf-8") as handle:
@@ -103,7 +84,9 @@ def load_corpus(path: Path, limit: int | None) -> list[Record]:
     for line in lines:
         data = json.loads(line)
         records.append(
-            Record(to_request(data), str(data.get("label") or ""), str(data.get("id") or ""))
+            Record(
+                request_from_record(data), str(data.get("label") or ""), str(data.get("id") or "")
+            )
         )
     return records
 

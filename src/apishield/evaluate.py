@@ -11,7 +11,6 @@ are also reported on their own. Latency is measured around the engine call only.
 
 from __future__ import annotations
 
-import base64
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +22,7 @@ import orjson
 
 from apishield.engine import Engine
 from apishield.findings import Action, Verdict
-from apishield.http import Headers, Request
+from apishield.ingest import request_from_record
 from apishield.policy import Policy
 
 CLIENT = "127.0.0.1"
@@ -171,7 +170,7 @@ def evaluate_corpus(
     clock = time.perf_counter
     count = 0
     for record in _records(path, limit):
-        request = record_request(record)
+        request = request_from_record(record, client=CLIENT)
         start = clock()
         tx = engine.inspect(request)
         report.latencies_us.append((clock() - start) * 1e6)
@@ -182,20 +181,6 @@ def evaluate_corpus(
     if progress is not None:
         progress(count)
     return report
-
-
-def record_request(record: dict[str, Any]) -> Request:
-    """The exact request a corpus record describes."""
-    body = record.get("body") or ""
-    raw = base64.b64decode(body) if record.get("body_encoding") == "base64" else body.encode()
-    return Request(
-        method=record.get("method") or "GET",
-        path=record.get("path") or "/",
-        query=record.get("query") or "",
-        headers=Headers((record.get("headers") or {}).items()),
-        body=raw,
-        client=CLIENT,
-    )
 
 
 def _records(path: Path, limit: int | None) -> Iterator[dict[str, Any]]:

@@ -54,7 +54,7 @@ def _body(raw: Any, encoding: Any) -> bytes:
         return base64.b64decode(str(raw), validate=True)
     if encoding not in (None, "", "utf-8"):
         raise ValueError(f"unknown body_encoding {encoding!r}")
-    return str(raw).encode("utf-8", "surrogateescape")
+    return str(raw).encode("utf-8", "surrogatepass")
 
 
 def parse_raw_request(data: bytes, *, client: str = "127.0.0.1") -> Request:
