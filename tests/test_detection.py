@@ -17,7 +17,7 @@ from apishield.inputs import InputValue
 from apishield.policy import CheckSettings, policy_from_dict
 from apishield.signatures import Signature, SignatureSet, is_plain, signatures_for
 
-INJECTION_CHECKS = ("sqli", "xss", "cmdi", "traversal")
+INJECTION_CHECKS = ("sqli", "xss", "cmdi", "traversal", "log4shell", "xxe")
 CASES: list[dict[str, Any]] = yaml.safe_load(
     (Path(__file__).parent / "detection_cases.yaml").read_text(encoding="utf-8")
 )

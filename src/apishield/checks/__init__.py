@@ -25,6 +25,8 @@ _BUILTIN_MODULES = (
     "apishield.checks.xss",
     "apishield.checks.cmdi",
     "apishield.checks.traversal",
+    "apishield.checks.log4shell",
+    "apishield.checks.xxe",
 )
 _REGISTRY: dict[str, type[Check]] = {}
 _builtins_loaded = False

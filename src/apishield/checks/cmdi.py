@@ -44,7 +44,12 @@ _TRICKS = frozenset("'\"\\$^")
 register_signatures(
     Signature("cmdi." + name, "cmdi", pattern, label, score)
     for name, pattern, label, score in (
-        ("substitution", rf"(?:`|\$\()\s*(?:{_ALONE}|{_WITH_ARG})\b", "command substitution", 95),
+        (
+            "substitution",
+            rf"`\s*(?:{_ALONE}|{_WITH_ARG})(?:\s[^`\x00]*)?`|\$\(\s*(?:{_ALONE}|{_WITH_ARG})\b",
+            "command substitution",
+            95,
+        ),
         ("chained", rf"{_SEP}\s*{_ALONE}{_END}", "chained command", 90),
         ("chained_arg", rf"{_SEP}\s*{_WITH_ARG}{_ARG}", "chained command", 90),
         (

@@ -11,6 +11,7 @@ from apishield.checks import ValueCheck, register
 from apishield.findings import Finding
 from apishield.inputs import InputValue
 from apishield.signatures import (
+    END,
     Hit,
     Signature,
     best_of,
@@ -18,6 +19,12 @@ from apishield.signatures import (
 )
 
 _C = r"(?:\s|/\*.*?\*/|\+)"  # SQL whitespace, including inline comments
+# What a UNION SELECT of an injection selects: a literal, NULL, a function call, a
+# column list or a FROM; not prose ("union select keyword usage").
+_SELECTED = (
+    rf"(?:{_C}|\()*(?:[\d@*'\"`(-]|0x|null\b|(?:all|distinct|top)\b|[a-z_]\w*(?:\s*[(,.]"
+    rf"|{_C}+(?:from|as|into)\b|{_C}*(?:--|#|/\*|{END})))"
+)
 LIBINJECTION_SCORE = 90
 # Values without a quote, comment, logical operator or SQL keyword skip libinjection.
 _GATE = (
@@ -34,7 +41,7 @@ register_signatures(
         ("waitfor", r"\bwaitfor\s+(?:delay|time)\s*['\"]", "time-based blind", 95),
         (
             "union_select",
-            rf"\bunion{_C}+(?:(?:all|distinct){_C}+)?\(?\s*select\b",
+            rf"\bunion{_C}+(?:(?:all|distinct){_C}+)?\(?\s*select\b{_SELECTED}",
             "UNION query",
             90,
         ),

@@ -45,7 +45,7 @@ register_signatures(
     Signature("traversal." + name, "traversal", pattern, label, score)
     for name, pattern, label, score in (
         ("climb_deep", r"(?:\.{2,}/+){2,}", "repeated ../ climb", 90),
-        ("climb", rf"(?:{BEGIN}|[/=:\s'\"])\.{{2,}}/|/\.{{2,}}{END}", "../ climb", 60),
+        ("climb", rf"(?:{BEGIN}|[/=:\s'\"])\.{{2,}}/|/\.\.{END}", "../ climb", 60),
         (
             "unix_file",
             r"/etc/(?:passwd|shadow|group|gshadow|hosts|hostname|issue|sudoers|crontab|fstab"
@@ -63,7 +63,7 @@ register_signatures(
         ),
         (
             "obfuscated_file",
-            r"etc.{1,8}?(?:passwd|shadow|issue)\b|(?:win|boot)\.ini\b"
+            r"etc[^\s-]{1,8}?(?:passwd|shadow|issue)\b|(?:win|boot)\.ini\b"
             r"|system32.{1,8}?drivers.{1,8}?etc.{1,8}?hosts\b",
             "sensitive file name",
             80,
@@ -77,9 +77,16 @@ register_signatures(
         ),
         (
             "wrapper",
-            r"\b(?:php://(?:filter|input|stdin|memory|temp|fd)|file://|phar://|zip://"
+            r"\b(?:php://(?:filter|input|stdin|memory|temp|fd)|phar://|zip://"
             r"|expect://|glob://|compress\.(?:zlib|bzip2)://|data://)",
             "stream wrapper",
+            85,
+        ),
+        (
+            "file_uri",
+            r"\bfile:/+(?:localhost/+)?(?:[a-z]:|etc|proc|windows|winnt|boot|root|var|dev|sys"
+            rf"|\.\.|~|{END})",
+            "file URI to a system path",
             85,
         ),
     )
