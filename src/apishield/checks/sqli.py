@@ -18,7 +18,9 @@ from apishield.signatures import (
     register_signatures,
 )
 
-_C = r"(?:\s|/\*.*?\*/|\+)"  # SQL whitespace, including inline comments
+_C = r"(?:\s|/\*.*?\*/|\+|(?:#|--)[^\n\x00]*\n)"  # SQL whitespace, including comments
+_LITERAL = r"(?:\d+|'[^'\x00]*'|\"[^\"\x00]*\")"
+_INFO_FUNCTION = r"(?:version|database|schema|current_user|session_user|system_user|user)"
 # What a UNION SELECT of an injection selects: a literal, NULL, a function call, a
 # column list or a FROM; not prose ("union select keyword usage").
 _SELECTED = (
@@ -37,7 +39,12 @@ _GATE = (
 register_signatures(
     Signature("sqli." + name, "sqli", pattern, label, score)
     for name, pattern, label, score in (
-        ("time_delay", r"\b(?:sleep|pg_sleep|benchmark)\s*\(\s*[\d(]", "time-based blind", 90),
+        (
+            "time_delay",
+            r"\b(?:sleep|benchmark)\s*\(\s*[\d(]|\bpg_sleep\s*\(",
+            "time-based blind",
+            90,
+        ),
         ("waitfor", r"\bwaitfor\s+(?:delay|time)\s*['\"]", "time-based blind", 95),
         (
             "union_select",
@@ -49,7 +56,8 @@ register_signatures(
             "stacked",
             r";\s*(?:(?:drop|truncate|alter)\s+(?:table|database|schema|user)\b"
             r"|insert\s+into\b|delete\s+from\b|update\s+\w+\s+set\b|shutdown\b"
-            r"|exec(?:ute)?\s+(?:xp_|sp_|master\.)|declare\s+@)",
+            r"|exec(?:ute)?\s+(?:xp_|sp_|master\.)|declare\s+@|create\s+table\b"
+            r"|grant\s+\w+(?:\s*,\s*\w+)*\s+to\b)",
             "stacked query",
             90,
         ),
@@ -63,6 +71,25 @@ register_signatures(
         ("file_io", r"\bload_file\s*\(|\binto\s+(?:out|dump)file\b", "file read/write", 90),
         ("error_based", r"\b(?:extractvalue|updatexml)\s*\(|\bexp\s*\(\s*~", "error-based", 85),
         ("xp_cmdshell", r"\bxp_cmdshell\b", "xp_cmdshell", 95),
+        (
+            "tautology",
+            rf"\b(?:and|or|xor|having|where)\s+{_LITERAL}\s*(?:=|<>|!=|<|>|\blike\b)\s*{_LITERAL}"
+            rf"\s*(?:--|#|/\*|;|\)|'|\"|{END}|(?:and|or|order|group|limit|union)\b)",
+            "tautology",
+            80,
+        ),
+        ("subquery", r"=\s*\(\s*select\b", "subquery comparison", 85),
+        (
+            "blind_extract",
+            rf"\b(?:substr(?:ing)?|mid|left|right|ascii|ord|length)\s*\([^\x00]*?"
+            rf"\b{_INFO_FUNCTION}\s*\(\s*\)",
+            "blind data extraction",
+            85,
+        ),
+        ("info_call", rf"(?:\|\||\bconcat\s*\()\s*{_INFO_FUNCTION}\s*\(\s*\)", "server probe", 80),
+        ("dual", r"\bselect\s[^\x00]*?\bfrom\s+dual\b", "Oracle probe", 85),
+        ("dynamic_exec", r"\bexec(?:ute)?\s*\(\s*@\w+\s*\)", "dynamic SQL", 90),
+        ("backup", r"\bbackup\s+database\s+\w+\s+to\b", "database backup", 85),
         ("version_probe", r"@@(?:version|datadir|hostname|basedir)\b", "server probe", 75),
         (
             "versioned_comment",
