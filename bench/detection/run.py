@@ -282,6 +282,7 @@ class Tally:
     errors_benign: int = 0
     per_class: dict[str, list[int]] = dataclasses.field(default_factory=dict)  # total, stopped
     stopped: list[bool] = dataclasses.field(default_factory=list, repr=False)
+    statuses: list[int] = dataclasses.field(default_factory=list, repr=False)  # black-box only
     seconds: float = 0.0
     misses: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     false_positives: list[dict[str, Any]] = dataclasses.field(default_factory=list)
@@ -299,6 +300,7 @@ class Tally:
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data.pop("stopped")
+        data.pop("statuses")
         for key in ("rejected_attacks", "rejected_benign", "other_attacks", "other_benign"):
             data[key] = dict(sorted(getattr(self, key).items()))
         return data
@@ -307,7 +309,7 @@ class Tally:
 def tally_statuses(
     target: str, corpus: Corpus, statuses: list[int], errors: dict[int, str], seconds: float
 ) -> Tally:
-    tally = Tally(target, corpus.name, seconds=seconds)
+    tally = Tally(target, corpus.name, seconds=seconds, statuses=statuses)
     for index, (record, status) in enumerate(zip(corpus.records, statuses, strict=True)):
         attack = record.label == "attack"
         blocked = status == 403
@@ -558,11 +560,17 @@ def corpus_section(corpus: Corpus, tallies: dict[str, Tally], order: list[str]) 
 
     if IN_PROCESS in tallies and PROXY in tallies:
         a, b = tallies[IN_PROCESS].stopped, tallies[PROXY].stopped
-        differ = [r.id for r, x, y in zip(corpus.records, a, b, strict=True) if x != y]
+        proxy_statuses = tallies[PROXY].statuses
+        differ = [
+            f"`{r.id}` (in-process {'stopped' if x else 'passed'}, proxy {proxy_statuses[i]})"
+            for i, (r, x, y) in enumerate(zip(corpus.records, a, b, strict=True))
+            if x != y
+        ]
+        examples = "; ".join(differ[:10]) + ("; ..." if len(differ) > 10 else "")
         out += [
             f"In-process and proxy verdicts (stopped or not) agree on "
             f"{len(corpus.records) - len(differ):,} of {len(corpus.records):,} requests"
-            + (f"; they differ on {len(differ)} (ids in `detection.json`)." if differ else "."),
+            + (f"; they differ on {len(differ)}: {examples}." if differ else "."),
             "",
         ]
     return out
@@ -732,6 +740,11 @@ def build_report(
         "- The corpora's labels are taken as given. `attacks-crs-regression` is CRS's own test "
         "suite (some tests target paranoia levels 2-4), so it favours CRS; "
         "`attacks-openappsec` benign rows are the collection's false-positive lists.",
+        "- In-process evaluation gets each record already split into fields; the proxy parses "
+        "the raw bytes first, so it can also reject a request as malformed (400), e.g. raw "
+        "non-ASCII bytes in the request target. That is where in-process and proxy can differ; "
+        "the events of the proxy (`apishield-proxy/events.db` in the run folder) give the "
+        "reason.",
         "- Rejections by nginx itself (e.g. 414 or 400 for an oversized or malformed request "
         "line) happen before ModSecurity runs; they are shown, not counted as blocks.",
         "",
