@@ -24,7 +24,7 @@ from apishield.signatures import (
 # Commands recognisable on their own right after a separator ("; id", "| whoami").
 _ALONE = (
     r"(?:id|whoami|uname|ifconfig|ipconfig|netstat|pwd|ls|printenv|hostname|systeminfo"
-    r"|tasklist|ver|getuid|ps)"
+    r"|tasklist|ver|getuid|ps|dir)"
 )
 # Commands that need a shell-like argument to count ("; cat /etc/passwd").
 _WITH_ARG = (
@@ -35,8 +35,8 @@ _WITH_ARG = (
     r"|bitsadmin|type|wmic|mshta|rundll32|regsvr32|cscript|wscript|net|reg|start|timeout)"
 )
 _SEP = r"(?:[;|\n`]|&&?|\$\()"
-_ARG = r"\s+[-/$~.'\"\\%][^\s;|&`]*"
-_END = rf"(?:\s*{END}|\s*[;|&`)<>])"
+_ARG = r"\s+(?:[-/$~.'\"\\%]|[a-z]:[\\/])[^\s;|&`]*"
+_END = rf"(?:\s*{END}|\s*[;|&`)<>]|\\[nr])"  # a written "\n" ends a line in many sinks
 _DEOBFUSCATE = re.compile(r"\$\{[^}\s]{0,20}\}|\$[a-z_]\w*|\$[@*#?\d]|['\"\\^]", re.IGNORECASE)
 _IFS = re.compile(r"\$\{?IFS\}?(?:\$\d)?", re.IGNORECASE)
 _TRICKS = frozenset("'\"\\$^")
@@ -69,6 +69,26 @@ register_signatures(
             90,
         ),
         ("shellshock", r"\(\s*\)\s*\{\s*:?\s*;?\s*\}\s*;", "Shellshock function definition", 95),
+        ("function_value", rf"{BEGIN}\s*\(\s*\)[\s.]*\{{", "Shellshock function definition", 90),
+        (
+            "ssi",
+            r"<!--\s*#\s*(?:exec|include|echo|printenv|config|fsize|flastmod)\b",
+            "server-side include",
+            95,
+        ),
+        (
+            "php_exec",
+            r"\b(?:system|passthru|shell_exec|exec|popen|proc_open|pcntl_exec)\s*\(\s*['\"$]"
+            r"|\bphpinfo\s*\(\s*\)|<\?php\b|\$\{\s*@|\{\s*\$\{",
+            "PHP code execution",
+            85,
+        ),
+        (
+            "php_input",
+            r"\$_(?:GET|POST|REQUEST|SERVER|COOKIE|FILES)\s*\[",
+            "PHP request variable",
+            80,
+        ),
     )
 )
 
