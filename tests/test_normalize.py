@@ -258,6 +258,7 @@ def test_header_and_cookie_inputs() -> None:
         (Source.HEADER, "user-agent", "sqlmap/1.7", "sqlmap/1.7"),
         (Source.HEADER, "content-type", "application/json", "application/json"),
         (Source.HEADER, "referer", "https://x.test/?q=%3Cscript%3E", "https://x.test/?q=<script>"),
+        (Source.HEADER, "sec-fetch-mode", "cors", "cors"),
         (Source.HEADER, "x-custom-id", "abc", "abc"),
         (Source.HEADER, "x-forwarded-for", "1.2.3.4", "1.2.3.4"),
         (Source.COOKIE_KEY, "session", "session", "session"),

@@ -26,7 +26,8 @@ Request head inputs (:func:`request_head_inputs`):
   and each raw segment (``PATH_SEGMENT``, name = 0-based index, empty ones skipped);
 * query keys and values, split on ``&`` only, duplicates kept, empty values skipped;
 * cookie keys and values from every ``Cookie`` header;
-* every other header, except :data:`SKIPPED_HEADERS` and :data:`SKIPPED_HEADER_PREFIXES`.
+* every other header, except :data:`SKIPPED_HEADERS`. Browser-set headers such as
+  ``Sec-Fetch-*`` are inspected too: nothing stops a client from sending them with a payload.
   ``Authorization`` and ``Proxy-Authorization`` are skipped on purpose: they carry
   credentials (base64, JWTs) that would be noise for detectors and must not end up
   as evidence in security events.
@@ -83,7 +84,6 @@ SKIPPED_HEADERS = frozenset(
         "cookie",  # inspected as individual cookies
     }
 )
-SKIPPED_HEADER_PREFIXES = ("sec-fetch-", "sec-ch-")
 
 _LENIENT = "apishield.lenient-utf8"
 _HEX_BYTES = {
@@ -393,7 +393,7 @@ def _header_inputs(request: Request, limits: Limits) -> tuple[list[InputValue], 
         lower = name.lower()
         if lower == "cookie":
             cookies.append(value)
-        elif lower not in SKIPPED_HEADERS and not lower.startswith(SKIPPED_HEADER_PREFIXES):
+        elif lower not in SKIPPED_HEADERS:
             values.append(InputValue(_header_location(lower), value, canonical(value)))
     if size > limits.max_header_bytes:
         raise InputRejected(
