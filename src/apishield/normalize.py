@@ -26,8 +26,9 @@ Request head inputs (:func:`request_head_inputs`):
   and each raw segment (``PATH_SEGMENT``, name = 0-based index, empty ones skipped);
 * query keys and values, split on ``&`` only, duplicates kept, empty values skipped;
 * cookie keys and values from every ``Cookie`` header;
-* every other header, except :data:`SKIPPED_HEADERS`. Browser-set headers such as
-  ``Sec-Fetch-*`` are inspected too: nothing stops a client from sending them with a payload.
+* every other header, except :data:`SKIPPED_HEADERS`. ``Sec-Fetch-*`` and ``Sec-CH-*``
+  are inspected unless their value has exactly the shape browsers send
+  (:data:`_BROWSER_SEC_VALUE`): nothing stops a client from putting a payload there.
   ``Authorization`` and ``Proxy-Authorization`` are skipped on purpose: they carry
   credentials (base64, JWTs) that would be noise for detectors and must not end up
   as evidence in security events.
@@ -85,6 +86,16 @@ SKIPPED_HEADERS = frozenset(
     }
 )
 
+# The exact shapes browsers send in Sec-Fetch-* and Sec-CH-* headers: a boolean
+# (?0/?1), a lowercase token, a quoted token, or a list of "brand";v="version" whose
+# brands are words or GREASE brands ("Not;A=Brand"). Values of exactly that shape
+# cannot carry a payload and are not inspected (their quotes and semicolons would
+# send every browser request through the SQL and shell analysers); anything else in
+# a Sec-* header is inspected like any other header.
+_BRAND = r'"(?:[A-Za-z0-9 ._-]{1,48}|Not[ -/:-@_]A[ -/:-@_]Brand)";v="[0-9.]{1,24}"'
+_BROWSER_SEC_VALUE = re.compile(
+    rf'\?[01]|[a-z][a-z-]{{0,31}}|"[A-Za-z0-9 ._-]{{0,48}}"|{_BRAND}(?:, ?{_BRAND}){{0,15}}'
+)
 _LENIENT = "apishield.lenient-utf8"
 _HEX_BYTES = {
     f"{high}{low}".encode(): bytes([int(high + low, 16)])
@@ -393,7 +404,9 @@ def _header_inputs(request: Request, limits: Limits) -> tuple[list[InputValue], 
         lower = name.lower()
         if lower == "cookie":
             cookies.append(value)
-        elif lower not in SKIPPED_HEADERS:
+        elif lower not in SKIPPED_HEADERS and not (
+            lower.startswith("sec-") and _BROWSER_SEC_VALUE.fullmatch(value)
+        ):
             values.append(InputValue(_header_location(lower), value, canonical(value)))
     if size > limits.max_header_bytes:
         raise InputRejected(
