@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 import apishield.asgi
 from apishield.adapters.asgi import ApishieldMiddleware, Message, Scope, request_from_scope
-from apishield.policy import Policy
+from apishield.policy import Policy, policy_from_dict
 from apishield.reload import PolicyHolder
 from tests.support.policies import SQLI_QUERY, holder, leak_holder, make_policy
 from tests.support.sinks import CollectingSink
@@ -276,3 +276,13 @@ def test_holder_is_used_as_given() -> None:
 def test_options_are_validated_up_front(kwargs: dict[str, Any], error: type[Exception]) -> None:
     with pytest.raises(error):
         ApishieldMiddleware(ECHO, **kwargs)
+
+
+def test_without_sinks_the_policys_own_sinks_record_events(tmp_path: Path) -> None:
+    log = tmp_path / "events.jsonl"
+    policy = policy_from_dict({"events": {"sinks": [f"file://{log}"]}})
+    app = ApishieldMiddleware(ECHO, policy=policy)
+    assert call(app, "GET", "/search?" + SQLI_QUERY).status_code == 403
+    assert app.core.sinks.flush(timeout=5)
+    event = json.loads(log.read_text().splitlines()[-1])
+    assert (event["verdict"], event["findings"][0]["check"]) == ("block", "sqli")

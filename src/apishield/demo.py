@@ -21,7 +21,7 @@ from apishield.demo_api import start_demo_api
 from apishield.events import EventSink
 from apishield.eventstore import EventStore
 from apishield.reload import PolicyHolder
-from apishield.sinks import open_sinks
+from apishield.sinks import open_policy_sinks
 
 DEMO_POLICY = """\
 # The demo policy: block mode, the default checks, events in a local SQLite store.
@@ -71,7 +71,7 @@ def run_demo(console: Console, *, port: int, workdir: Path, keep_running: bool) 
     policy_path = workdir / "policy.yaml"
     policy_path.write_text(DEMO_POLICY.format(upstream=api.url, port=port, db=db))
     holder = PolicyHolder(policy_path)
-    sinks = open_sinks(holder.engine.policy.events.sinks)
+    sinks = open_policy_sinks(holder.engine.policy.events)
     try:
         with running_proxy(holder, sinks) as proxy_port:
             base = f"http://127.0.0.1:{proxy_port}"

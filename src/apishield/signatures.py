@@ -13,11 +13,13 @@ of letters, digits and a few inert punctuation marks cannot carry an injection.
 from __future__ import annotations
 
 import bisect
+import ctypes
+import ctypes.util
 import functools
 import itertools
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,7 +171,31 @@ def _compile(patterns: tuple[tuple[str, int], ...]) -> hyperscan.Database:
         )
     except (hyperscan.error, hyperscan.CompilerError) as exc:
         raise ValueError(f"signature pattern does not compile: {exc}") from exc
+    finally:
+        _release_compiler_memory()
     return database
+
+
+def _release_compiler_memory() -> None:
+    """Give the hyperscan compiler's freed heap back to the OS.
+
+    Compiling takes tens of MiB that glibc keeps after they are freed; every proxy
+    worker forked afterwards would carry them (measured: 95 MiB resident per worker
+    instead of 44). Elsewhere than glibc this does nothing.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim: Callable[[int], int] = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
 
 
 def best_of(hits: Sequence[Hit]) -> tuple[Hit | None, bool]:

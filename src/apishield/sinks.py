@@ -39,6 +39,7 @@ import orjson
 
 from apishield.events import SecurityEvent
 from apishield.eventstore import EventStore
+from apishield.policy import Events
 
 log = logging.getLogger("apishield.sinks")
 
@@ -226,6 +227,11 @@ class FanoutSink:
     def stats(self) -> SinkStats:
         """Counts summed over every sink."""
         return sum((sink.stats() for sink in self.sinks), SinkStats())
+
+
+def open_policy_sinks(events: Events) -> FanoutSink:
+    """The sinks a policy's ``events`` section names, with its retention."""
+    return open_sinks(events.sinks, retention_days=events.retention_days)
 
 
 def open_sinks(

@@ -15,6 +15,7 @@ thread. Pass ``reload_every=None`` to leave reloading to the caller.
 
 from __future__ import annotations
 
+import atexit
 import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -29,6 +30,7 @@ from apishield.http import Headers, Request, Response
 from apishield.policy import Policy
 from apishield.problem import PROBLEM_CONTENT_TYPE
 from apishield.reload import PolicyHolder
+from apishield.sinks import open_policy_sinks
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -57,7 +59,7 @@ class AdapterCore:
         if reload_every is not None and reload_every <= 0:
             raise ValueError(f"reload_every must be positive seconds or None, got {reload_every}")
         self.holder = _as_holder(policy)
-        self.sinks = sinks
+        self.sinks: EventSink = sinks if sinks is not None else _policy_sinks(self.holder)
         self.reload_every = reload_every if self.holder.path is not None else None
         self.clock = clock
         self._next_reload_check = clock()
@@ -75,9 +77,16 @@ class AdapterCore:
         """Finish ``tx`` and emit its event as ``events.record`` asks."""
         event = tx.finish(status=status)
         wanted = tx.engine.policy.events.record == "all" or event.verdict != "allow"
-        if self.sinks is not None and wanted:
+        if wanted:
             self.sinks.emit(event)
         return event
+
+
+def _policy_sinks(holder: PolicyHolder) -> EventSink:
+    """The policy's own sinks, flushed and closed when the process exits."""
+    sinks = open_policy_sinks(holder.engine.policy.events)
+    atexit.register(sinks.close)
+    return sinks
 
 
 def _as_holder(policy: PolicySource) -> PolicyHolder:
@@ -156,7 +165,8 @@ class ApishieldMiddleware:
     """Inspect every HTTP request (and response) of ``app`` with the apishield engine.
 
     ``policy`` is a policy file path, a :class:`~apishield.policy.Policy` or a
-    :class:`~apishield.reload.PolicyHolder`; ``sinks`` receives security events.
+    :class:`~apishield.reload.PolicyHolder`; ``sinks`` receives security events
+    (default: the sinks the policy's ``events`` section names, closed at exit).
     WebSocket and lifespan scopes pass through untouched.
     """
 

@@ -997,7 +997,6 @@ async def _worker_main(
 
 def _open_sinks(holder: PolicyHolder) -> EventSink:
     """The policy's sinks, opened in this process (after the fork)."""
-    from apishield.sinks import open_sinks  # noqa: PLC0415 - each worker opens its own
+    from apishield.sinks import open_policy_sinks  # noqa: PLC0415 - each worker opens its own
 
-    events = holder.engine.policy.events
-    return open_sinks(events.sinks, retention_days=events.retention_days)
+    return open_policy_sinks(holder.engine.policy.events)

@@ -119,7 +119,8 @@ class ApishieldMiddleware:
     """Inspect every request (and response) of a WSGI ``app`` with the apishield engine.
 
     ``policy`` is a policy file path, a :class:`~apishield.policy.Policy` or a
-    :class:`~apishield.reload.PolicyHolder`; ``sinks`` receives security events.
+    :class:`~apishield.reload.PolicyHolder`; ``sinks`` receives security events
+    (default: the sinks the policy's ``events`` section names, closed at exit).
     """
 
     def __init__(

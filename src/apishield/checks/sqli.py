@@ -18,7 +18,11 @@ from apishield.signatures import (
     register_signatures,
 )
 
-_C = r"(?:\s|/\*.*?\*/|\+|(?:#|--)[^\n\x00]*\n)"  # SQL whitespace, including comments
+# /* ... */ written out: a lazy /\*.*?\*/ under repeats costs 10+ MiB of hyperscan state
+_COMMENT = r"/\*[^*]*\*+(?:[^/*][^*]*\*+)*/"
+# SQL whitespace, including comments; a line comment is a word at most ("#x\n", as
+# sqlmap writes them): any-text line comments under repeats cost 10+ MiB of state too.
+_C = rf"(?:\s|{_COMMENT}|\+|(?:#|--)\w*\n)"
 _LITERAL = r"(?:\d+|'[^'\x00]*'|\"[^\"\x00]*\")"
 _INFO_FUNCTION = r"(?:version|database|schema|current_user|session_user|system_user|user)"
 # What a UNION SELECT of an injection selects: a literal, NULL, a function call, a
