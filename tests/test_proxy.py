@@ -360,8 +360,8 @@ def test_client_header_timeout_gives_408(loop_thread: LoopThread, upstream: str)
 
 
 @contextmanager
-def delayed_upstream(release: threading.Event) -> Iterator[str]:
-    """Answers each request once ``release`` is set."""
+def scripted_upstream(answer: bytes, release: threading.Event | None = None) -> Iterator[str]:
+    """Answers one request with ``answer`` (once ``release`` is set, if given), then closes."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
@@ -372,19 +372,22 @@ def delayed_upstream(release: threading.Event) -> Iterator[str]:
             with conn:
                 while b"\r\n\r\n" not in conn.recv(65536):
                     pass
-                release.wait(5)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow")
+                if release is not None:
+                    release.wait(5)
+                conn.sendall(answer)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    release.set()
+    if release is not None:
+        release.set()
     thread.join(5)
 
 
 def test_graceful_stop_finishes_the_request_in_flight(loop_thread: LoopThread) -> None:
     release = threading.Event()
-    with delayed_upstream(release) as slow:
+    slow_answer = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow"
+    with scripted_upstream(slow_answer, release) as slow:
         holder = PolicyHolder(None, policy=policy_from_dict(policy_data(slow)))
         server = ProxyServer(holder, poll_interval=None)
         loop_thread.run(server.start())
@@ -594,27 +597,6 @@ def test_response_bodies_buffered_for_inspection(
             assert client.head("/inspected").status_code == 200
     assert decode_echo(response.content)["body"] == b"x" * 500
     assert int(response.headers["content-length"]) == len(response.content)
-
-
-@contextmanager
-def scripted_upstream(answer: bytes) -> Iterator[str]:
-    """Answers one request with ``answer``, then closes the connection."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(4)
-
-    def serve() -> None:
-        with listener:
-            conn, _ = listener.accept()
-            with conn:
-                while b"\r\n\r\n" not in conn.recv(65536):
-                    pass
-                conn.sendall(answer)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    thread.join(5)
 
 
 @pytest.mark.parametrize(
