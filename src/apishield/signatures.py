@@ -77,6 +77,14 @@ def register_signatures(signatures: Iterable[Signature]) -> None:
         _REGISTRY[signature.name] = signature
 
 
+def register_check_signatures(check: str, table: Iterable[tuple[str, str, str, int]]) -> None:
+    """Register a check's ``(name, pattern, label, score)`` rows as ``check.name`` signatures."""
+    register_signatures(
+        Signature(f"{check}.{name}", check, pattern, label, score)
+        for name, pattern, label, score in table
+    )
+
+
 def signatures_for(*checks: str) -> tuple[Signature, ...]:
     """The registered signatures of ``checks`` (of every check when none is named)."""
     wanted = set(checks)

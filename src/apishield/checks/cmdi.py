@@ -16,9 +16,8 @@ from apishield.signatures import (
     BEGIN,
     END,
     Hit,
-    Signature,
     best_of,
-    register_signatures,
+    register_check_signatures,
 )
 
 # Commands recognisable on their own right after a separator ("; id", "| whoami").
@@ -41,9 +40,9 @@ _DEOBFUSCATE = re.compile(r"\$\{[^}\s]{0,20}\}|\$[a-z_]\w*|\$[@*#?\d]|['\"\\^]",
 _IFS = re.compile(r"\$\{?IFS\}?(?:\$\d)?", re.IGNORECASE)
 _TRICKS = frozenset("'\"\\$^")
 
-register_signatures(
-    Signature("cmdi." + name, "cmdi", pattern, label, score)
-    for name, pattern, label, score in (
+register_check_signatures(
+    "cmdi",
+    (
         (
             "substitution",
             rf"`\s*(?:{_ALONE}|{_WITH_ARG})(?:\s[^`\x00]*)?`|\$\(\s*(?:{_ALONE}|{_WITH_ARG})\b",
@@ -89,7 +88,7 @@ register_signatures(
             "PHP request variable",
             80,
         ),
-    )
+    ),
 )
 
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from apishield.checks import ValueCheck, register
 from apishield.findings import Finding
 from apishield.inputs import InputValue
-from apishield.signatures import Hit, Signature, best_of, register_signatures
+from apishield.signatures import Hit, best_of, register_check_signatures
 
 _ROUNDS = 8
 _INNERMOST = re.compile(r"\$\{((?:[^${}\x00]|\$(?!\{))*)\}")
@@ -24,9 +24,9 @@ _DATE = re.compile(r"\s*date\s*:\s*'?([^']*)'?", re.IGNORECASE | re.DOTALL)
 _JNDI = re.compile(r"(?:\$\{|\x02)\s*jndi\s*:", re.IGNORECASE)
 _OBFUSCATION_LIMIT = 2  # lookups spelling out one or two characters each
 
-register_signatures(
-    Signature("log4shell." + name, "log4shell", pattern, label, score)
-    for name, pattern, label, score in (
+register_check_signatures(
+    "log4shell",
+    (
         ("jndi", r"\$\{\s*jndi\s*:", "JNDI lookup", 95),
         (
             "leak",
@@ -36,7 +36,7 @@ register_signatures(
             75,
         ),
         ("gate", r"\$\{[^}\x00]*?(?:\$\{|:)", "nested lookup", 0),
-    )
+    ),
 )
 
 

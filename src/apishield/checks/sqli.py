@@ -13,9 +13,8 @@ from apishield.inputs import InputValue
 from apishield.signatures import (
     END,
     Hit,
-    Signature,
     best_of,
-    register_signatures,
+    register_check_signatures,
 )
 
 # /* ... */ written out: a lazy /\*.*?\*/ under repeats costs 10+ MiB of hyperscan state
@@ -40,9 +39,9 @@ _GATE = (
     r"|concat|ascii|substring|version|user|database|load_file|pg_sleep|analyse|create|alter)\b"
 )
 
-register_signatures(
-    Signature("sqli." + name, "sqli", pattern, label, score)
-    for name, pattern, label, score in (
+register_check_signatures(
+    "sqli",
+    (
         (
             "time_delay",
             r"\b(?:sleep|benchmark)\s*\(\s*[\d(]|\bpg_sleep\s*\(",
@@ -108,7 +107,7 @@ register_signatures(
             75,
         ),
         ("gate", _GATE, "SQL-like token", 0),
-    )
+    ),
 )
 
 # libinjection fingerprint tokens mapped to what they reveal, most telling first.

@@ -18,9 +18,8 @@ from apishield.signatures import (
     BEGIN,
     END,
     Hit,
-    Signature,
     best_of,
-    register_signatures,
+    register_check_signatures,
 )
 
 _DECODE_ROUNDS = 2
@@ -41,9 +40,9 @@ _ENCODED_ALIASES = {
 _ENCODED_ALIAS = re.compile("|".join(re.escape(a) for a in _ENCODED_ALIASES), re.IGNORECASE)
 _SLASHES = str.maketrans({"\\": "/", "\uff0e": ".", "\uff0f": "/", "\u2215": "/"})
 
-register_signatures(
-    Signature("traversal." + name, "traversal", pattern, label, score)
-    for name, pattern, label, score in (
+register_check_signatures(
+    "traversal",
+    (
         ("climb_deep", r"(?:\.{2,}/+){2,}", "repeated ../ climb", 90),
         ("climb", rf"(?:{BEGIN}|[/=:\s'\"])\.{{2,}}/|/\.\.{END}", "../ climb", 60),
         (
@@ -89,7 +88,7 @@ register_signatures(
             "file URI to a system path",
             85,
         ),
-    )
+    ),
 )
 
 

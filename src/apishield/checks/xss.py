@@ -13,9 +13,8 @@ from apishield.inputs import InputValue
 from apishield.signatures import (
     END,
     Hit,
-    Signature,
     best_of,
-    register_signatures,
+    register_check_signatures,
 )
 
 LIBINJECTION_SCORE = 90
@@ -36,9 +35,9 @@ _ACTIVE_CSS = re.compile(
 )
 _VOID_URI = re.compile(r"\s*javascript\s*:\s*void\s*\(\s*0?\s*\)\s*;?\s*", re.IGNORECASE)
 
-register_signatures(
-    Signature("xss." + name, "xss", pattern, label, score)
-    for name, pattern, label, score in (
+register_check_signatures(
+    "xss",
+    (
         ("script_tag", rf"<\s*/?\s*(?:[\w-]+:)?script(?:[\s/>]|{END})", "script tag", 95),
         ("event_handler", rf"<[a-z!/?][^>]*?[\s/\"'`]{_HANDLER}", "event handler attribute", 90),
         ("script_uri", r"(?:java|vb|live)script\s*:[^\s]*?[(`=]", "script URI", 85),
@@ -64,7 +63,7 @@ register_signatures(
         ),
         ("css_expression", r":\s*expression\s*\(|-moz-binding\s*:", "CSS expression", 75),
         ("gate", _GATE, "markup-like token", 0),
-    )
+    ),
 )
 
 

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from apishield.checks import ValueCheck, register
 from apishield.findings import Finding
 from apishield.inputs import InputValue
-from apishield.signatures import Hit, Signature, best_of, register_signatures
+from apishield.signatures import Hit, best_of, register_check_signatures
 
-register_signatures(
-    Signature("xxe." + name, "xxe", pattern, label, score)
-    for name, pattern, label, score in (
+register_check_signatures(
+    "xxe",
+    (
         ("entity", r"<!ENTITY\s+(?:%\s*)?[\w.:-]+\s", "entity declaration", 90),
         (
             "external_dtd",
@@ -20,7 +20,7 @@ register_signatures(
             85,
         ),
         ("utf7_markup", r"\+ADw(?:AIQ|-)", "UTF-7 encoded markup", 80),
-    )
+    ),
 )
 
 
