@@ -17,15 +17,17 @@ from apishield.inputs import InputValue
 from apishield.policy import CheckSettings, policy_from_dict
 from apishield.signatures import Signature, SignatureSet, is_plain, signatures_for
 
-INJECTION_CHECKS = ("sqli", "xss", "cmdi", "traversal", "log4shell", "xxe")
-CASES: list[dict[str, Any]] = yaml.safe_load(
-    (Path(__file__).parent / "detection_cases.yaml").read_text(encoding="utf-8")
+INJECTION_CHECKS = tuple(
+    sorted(cid for cid, cls in registered_checks().items() if issubclass(cls, ValueCheck))
 )
+CASE_FILES = sorted((Path(__file__).parent / "detection_cases").glob("*.yaml"))
+CASES: list[dict[str, Any]] = [
+    case for path in CASE_FILES for case in yaml.safe_load(path.read_text(encoding="utf-8"))
+]
 
 
-@pytest.fixture(scope="module")
-def detectors() -> dict[str, ValueCheck]:
-    policy = policy_from_dict({})
+def _build_detectors(sensitivity: str) -> dict[str, ValueCheck]:
+    policy = policy_from_dict({"sensitivity": sensitivity})
     checks = registered_checks()
     built = {}
     for check_id in INJECTION_CHECKS:
@@ -35,9 +37,36 @@ def detectors() -> dict[str, ValueCheck]:
     return built
 
 
+@pytest.fixture(scope="module")
+def detectors() -> dict[str, ValueCheck]:
+    return _build_detectors("balanced")
+
+
+@pytest.fixture(scope="module")
+def strict_detectors() -> dict[str, ValueCheck]:
+    return _build_detectors("strict")
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c["value"][:40] for c in CASES])
-def test_detection_case(case: dict[str, Any], detectors: dict[str, ValueCheck]) -> None:
+def test_detection_case(
+    case: dict[str, Any],
+    detectors: dict[str, ValueCheck],
+    strict_detectors: dict[str, ValueCheck],
+) -> None:
+    """A case holds at its ``sensitivity`` (default ``balanced``, which ``strict`` must keep).
+
+    Attacks found at ``balanced`` are found at ``strict`` too; benign cases marked
+    ``strict`` must stay clean even there.
+    """
+    sensitivity = case.get("sensitivity", "balanced")
     value = InputValue(Location(Source(case["source"]), "p"), case["value"], case["value"])
+    if case["expect"] is not None or sensitivity == "strict":
+        _assert_case(case, value, strict_detectors)
+    if sensitivity == "balanced":
+        _assert_case(case, value, detectors)
+
+
+def _assert_case(case: dict[str, Any], value: InputValue, detectors: dict[str, ValueCheck]) -> None:
     fired = {cid: f for cid, d in detectors.items() if (f := d.check_value(value)) is not None}
     if case["expect"] is None:
         assert not fired, {cid: f.message for cid, f in fired.items()}

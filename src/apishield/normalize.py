@@ -26,12 +26,13 @@ Request head inputs (:func:`request_head_inputs`):
   and each raw segment (``PATH_SEGMENT``, name = 0-based index, empty ones skipped);
 * query keys and values, split on ``&`` only, duplicates kept, empty values skipped;
 * cookie keys and values from every ``Cookie`` header;
-* every other header, except :data:`SKIPPED_HEADERS`. ``Sec-Fetch-*`` and ``Sec-CH-*``
-  are inspected unless their value has exactly the shape browsers send
-  (:data:`_BROWSER_SEC_VALUE`): nothing stops a client from putting a payload there.
-  ``Authorization`` and ``Proxy-Authorization`` are skipped on purpose: they carry
-  credentials (base64, JWTs) that would be noise for detectors and must not end up
-  as evidence in security events.
+* every other header, except :data:`SKIPPED_HEADERS`. Protocol headers (``Accept*``,
+  ``Cache-Control``, ``If-*``, ``Range``, ``Host``, ...) and ``Sec-Fetch-*``/``Sec-CH-*``
+  are inspected unless their value has exactly the grammar of that header
+  (:data:`_PROTOCOL_GRAMMARS`, :data:`_BROWSER_SEC_VALUE`): nothing stops a client
+  from putting a payload there. ``Authorization`` and ``Proxy-Authorization`` are
+  skipped on purpose: they carry credentials (base64, JWTs) that would be noise for
+  detectors and must not end up as evidence in security events.
 
 Limits: the request target against ``max_url_bytes`` (status 414), the header count
 and size (name + value + 4 bytes for ``": "`` and CRLF) against ``max_headers`` and
@@ -54,37 +55,55 @@ from apishield.policy import Limits
 
 MAX_DECODE_ROUNDS = 5
 URI_TOO_LONG = 414
-SKIPPED_HEADERS = frozenset(
-    {
-        "host",
-        "content-length",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "te",
-        "trailer",
-        "upgrade",
-        "accept",
-        "accept-charset",
-        "accept-encoding",
-        "accept-language",
-        "cache-control",
-        "pragma",
-        "if-match",
-        "if-none-match",
-        "if-modified-since",
-        "if-unmodified-since",
-        "if-range",
-        "range",
-        "content-encoding",
-        "upgrade-insecure-requests",
-        "dnt",
-        "priority",
-        "authorization",
-        "proxy-authorization",
-        "cookie",  # inspected as individual cookies
-    }
+# Headers that carry credentials: never inspected (their base64 and JWT values are
+# noise to detectors and must not end up as evidence), and the Cookie header, which
+# is inspected cookie by cookie.
+SKIPPED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+
+# Protocol headers are skipped only while their value has the grammar the protocol
+# gives it: a list of tokens with parameters, a date, an entity tag, a byte range.
+# Anything else (a ``${jndi:...}`` appended to Accept-Encoding) is inspected like any
+# other header: nothing stops a client from putting a payload there.
+_TOKEN = r"[A-Za-z0-9*+._/-]+"  # RFC 9110 tokens allow more; real values never need it
+_PARAMETER_VALUE = rf'(?:{_TOKEN}|"[A-Za-z0-9 *+,.:;=?@_/-]*")'
+_TOKEN_LIST = re.compile(
+    rf"(?:{_TOKEN}(?:\s*=\s*{_PARAMETER_VALUE})?(?:\s*[,;]\s*|\s*$))*",
 )
+# Dates as sent, with any zone name (``Asia/Shanghai``), or a bare number.
+_HTTP_DATE = r"[A-Za-z]{3}, \d{1,2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} [\w/+-]+|\d{1,19}"
+_ENTITY_TAG = r'(?:W/)?(?:"[A-Za-z0-9+/=._:-]*"|[A-Za-z0-9+/=._:-]+)'  # quoted or not
+_ENTITY_TAGS = rf"\*|{_ENTITY_TAG}(?:\s*,\s*{_ENTITY_TAG})*"
+_PROTOCOL_GRAMMARS: dict[str, re.Pattern[str]] = {
+    **dict.fromkeys(
+        (
+            "accept",
+            "accept-charset",
+            "accept-encoding",
+            "accept-language",
+            "cache-control",
+            "pragma",
+            "connection",
+            "keep-alive",
+            "te",
+            "trailer",
+            "upgrade",
+            "transfer-encoding",
+            "content-encoding",
+            "priority",
+            "dnt",
+            "upgrade-insecure-requests",
+        ),
+        _TOKEN_LIST,
+    ),
+    "host": re.compile(r"(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?"),
+    "content-length": re.compile(r"\d{1,19}"),
+    "if-match": re.compile(_ENTITY_TAGS),
+    "if-none-match": re.compile(_ENTITY_TAGS),
+    "if-modified-since": re.compile(_HTTP_DATE),
+    "if-unmodified-since": re.compile(_HTTP_DATE),
+    "if-range": re.compile(rf"{_HTTP_DATE}|{_ENTITY_TAGS}"),
+    "range": re.compile(r"bytes=\d*-\d*(?:\s*,\s*\d*-\d*)*"),
+}
 
 # The exact shapes browsers send in Sec-Fetch-* and Sec-CH-* headers: a boolean
 # (?0/?1), a lowercase token, a quoted token, or a list of "brand";v="version" whose
@@ -394,6 +413,18 @@ def _check_request_line(request: Request, limits: Limits) -> None:
         )
 
 
+@lru_cache(maxsize=4096)
+def _has_protocol_grammar(name: str, value: str) -> bool:
+    """True when header ``name`` (lower-case) has exactly the grammar its protocol gives it.
+
+    Cached: browsers send the same few protocol values over and over.
+    """
+    grammar = _PROTOCOL_GRAMMARS.get(name)
+    if grammar is not None:
+        return grammar.fullmatch(value) is not None
+    return name.startswith("sec-") and _BROWSER_SEC_VALUE.fullmatch(value) is not None
+
+
 def _header_inputs(request: Request, limits: Limits) -> tuple[list[InputValue], list[str]]:
     """Inspected header values and the raw ``Cookie`` headers; checks the header size."""
     values: list[InputValue] = []
@@ -404,9 +435,7 @@ def _header_inputs(request: Request, limits: Limits) -> tuple[list[InputValue], 
         lower = name.lower()
         if lower == "cookie":
             cookies.append(value)
-        elif lower not in SKIPPED_HEADERS and not (
-            lower.startswith("sec-") and _BROWSER_SEC_VALUE.fullmatch(value)
-        ):
+        elif lower not in SKIPPED_HEADERS and not _has_protocol_grammar(lower, value):
             values.append(InputValue(_header_location(lower), value, canonical(value)))
     if size > limits.max_header_bytes:
         raise InputRejected(

@@ -21,7 +21,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import hyperscan
 
@@ -46,6 +46,8 @@ class Signature:
     hit means, for finding messages; ``score`` is the confidence (0-100) of a hit.
     A score of 0 marks a *gate*: its hit is no finding, it only tells the check
     that the value deserves its slower semantic analysis (libinjection).
+    A ``strict`` signature is compiled only when the policy's sensitivity is
+    ``strict``: weaker evidence that ``balanced`` does not act on.
     ``pattern`` is a hyperscan (PCRE-subset) expression matched against the
     UTF-8 bytes of a value's canonical text.
     """
@@ -56,6 +58,7 @@ class Signature:
     label: str
     score: int
     flags: int = DEFAULT_FLAGS
+    strict: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,11 +80,18 @@ def register_signatures(signatures: Iterable[Signature]) -> None:
         _REGISTRY[signature.name] = signature
 
 
-def register_check_signatures(check: str, table: Iterable[tuple[str, str, str, int]]) -> None:
-    """Register a check's ``(name, pattern, label, score)`` rows as ``check.name`` signatures."""
+SignatureRow = tuple[str, str, str, int] | tuple[str, str, str, int, Literal["strict"]]
+
+
+def register_check_signatures(check: str, table: Iterable[SignatureRow]) -> None:
+    """Register a check's ``(name, pattern, label, score[, "strict"])`` rows as signatures.
+
+    Each row becomes ``Signature("check.name", ...)``; a trailing ``"strict"`` marks a
+    signature used only at ``strict`` sensitivity.
+    """
     register_signatures(
-        Signature(f"{check}.{name}", check, pattern, label, score)
-        for name, pattern, label, score in table
+        Signature(f"{check}.{row[0]}", check, row[1], row[2], row[3], strict=len(row) == 5)
+        for row in table
     )
 
 

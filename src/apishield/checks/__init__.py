@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import importlib
+import pkgutil
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
@@ -20,14 +21,6 @@ from apishield.signatures import Hit, SignatureSet, is_plain, signatures_for
 if TYPE_CHECKING:
     from apishield.policy import CheckSettings, Policy
 
-_BUILTIN_MODULES = (
-    "apishield.checks.sqli",
-    "apishield.checks.xss",
-    "apishield.checks.cmdi",
-    "apishield.checks.traversal",
-    "apishield.checks.log4shell",
-    "apishield.checks.xxe",
-)
 _REGISTRY: dict[str, type[Check]] = {}
 _builtins_loaded = False
 
@@ -110,7 +103,10 @@ class ValueCheck(Check):
 
     def __init__(self, settings: CheckSettings, policy: Policy) -> None:
         super().__init__(settings, policy)
-        self.signature_set = SignatureSet(signatures_for(self.id))
+        self.strict = policy.sensitivity == "strict"
+        self.signature_set = SignatureSet(
+            [s for s in signatures_for(self.id) if self.strict or not s.strict]
+        )
 
     def run(self, view: TransactionView, phase: Phase) -> Iterable[Finding]:
         for value in view.inputs_for(self.id):
@@ -206,7 +202,7 @@ def registered_checks() -> dict[str, type[Check]]:
     """Every registered check by id, built-ins included."""
     global _builtins_loaded  # noqa: PLW0603 - one-time lazy import of built-in checks
     if not _builtins_loaded:
-        for module in _BUILTIN_MODULES:
-            importlib.import_module(module)
+        for module in pkgutil.iter_modules(__path__, f"{__name__}."):
+            importlib.import_module(module.name)
         _builtins_loaded = True
     return dict(_REGISTRY)
