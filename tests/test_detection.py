@@ -76,7 +76,8 @@ def _assert_case(case: dict[str, Any], value: InputValue, detectors: dict[str, V
     assert finding.location.source is Source(case["source"])
     assert 50 <= finding.score <= 100
     assert finding.evidence
-    assert finding.evidence in case["value"] or case["expect"] in ("cmdi", "traversal")
+    if not case.get("decoded", case["expect"] in ("cmdi", "traversal")):
+        assert finding.evidence in case["value"]
 
 
 def test_messages_name_what_was_recognised(detectors: dict[str, ValueCheck]) -> None:
