@@ -4,11 +4,20 @@
 One command, one run::
 
     .venv/bin/python bench/detection/run.py [--corpus PATH ...] [--limit N] \
-        [--paranoia 1 2] [--out bench/detection/RESULTS.md]
+        [--paranoia 1 2] [--sensitivity balanced strict] [--out bench/detection/RESULTS.md]
+    .venv/bin/python bench/detection/run.py --only apishield   # in-process only, ~1 min
 
-1. apishield in-process: ``evaluate_corpus`` with the default policy;
+1. apishield in-process: ``evaluate_corpus`` with the default policy (and, with
+   ``--sensitivity strict``, with ``sensitivity: strict`` too), findings counted per location;
 2. apishield black-box: every record replayed through a running ``apishield proxy``;
 3. nginx + ModSecurity v3 + OWASP CRS (Debian packages) at each paranoia level, black-box.
+
+The CRS regression tests judged not to be attacks by themselves are listed, each with its
+reason, in ``bench/detection/crs-not-attacks/*.yaml`` (``{test: "crs:944130-77", reason}``
+or ``{rule: 944300, reason}``). They are validated before anything runs (unknown keys,
+tests or rules not in the corpus, duplicates are errors; ``--validate`` does only that);
+the report gives every target's rate over all CRS tests and over the rest, the tests
+judged to be attacks, and ``CRS-NOT-ATTACKS.md`` lists the judged tests by class.
 
 Black-box replay sends each record as the exact raw HTTP/1.1 request it describes (method,
 raw path, raw query, headers in order, body; base64 bodies decoded) over a raw socket,
@@ -29,6 +38,7 @@ import dataclasses
 import datetime as dt
 import http.client
 import json
+import re
 import shlex
 import signal
 import socket
@@ -36,7 +46,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +69,12 @@ REJECT_STATUSES = (400, 413, 414, 431)
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 ERROR = -1  # outcome of a request that got no HTTP answer
 IN_PROCESS = "apishield-inprocess"
+IN_PROCESS_STRICT = "apishield-inprocess-strict"
 PROXY = "apishield-proxy"
+IN_PROCESS_TARGETS = {"balanced": IN_PROCESS, "strict": IN_PROCESS_STRICT}
+CRS_CORPUS = "attacks-crs-regression"
+NOT_ATTACKS_DIR = DETECTION_DIR / "crs-not-attacks"
+NOT_ATTACKS_REPORT = "CRS-NOT-ATTACKS.md"
 
 
 # -- corpus records --------------------------------------------------------------------
@@ -156,6 +171,118 @@ def load_corpus(path: Path, limit: int | None) -> Corpus:
                 )
             )
     return corpus
+
+
+# -- CRS tests judged not to be attacks ------------------------------------------------
+
+_TEST_ID = re.compile(r"crs:(\d{6})-\d+")
+_ENTRY_KEYS = frozenset({"test", "rule", "reason"})
+
+
+class JudgementError(ValueError):
+    """A ``crs-not-attacks`` file that does not validate; the message lists every problem."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Judgement:
+    """One CRS test judged not to be an attack, why, and which file entry says so."""
+
+    test: str
+    reason: str
+    where: str  # "xss.yaml entry 3"
+
+    @property
+    def rule(self) -> str:
+        return self.test.removeprefix("crs:").partition("-")[0]
+
+
+def corpus_ids(path: Path) -> list[str]:
+    """The record ids of the corpus at ``path``, in file order."""
+    with path.open("rb") as lines:
+        return [json.loads(line)["id"] for line in lines if line.strip()]
+
+
+def load_judgements(directory: Path, ids: Iterable[str]) -> dict[str, Judgement]:
+    """Every test of ``directory/*.yaml`` judged not to be an attack, by test id.
+
+    Each file is a YAML list of ``{test: "crs:NNNNNN-N", reason: ...}`` or
+    ``{rule: NNNNNN, reason: ...}`` (every test of that rule). Raises
+    :class:`JudgementError` listing every problem: not a list, unknown or missing keys,
+    an empty reason, a test or rule with no test in the corpus (``ids``), a test listed
+    twice (also through its rule).
+    """
+    import yaml  # noqa: PLC0415 - the project's dependency; run.py needs the venv anyway
+
+    known = set(ids)
+    by_rule: dict[str, list[str]] = {}
+    for test in known:
+        found = _TEST_ID.fullmatch(test)
+        if found is not None:
+            by_rule.setdefault(found.group(1), []).append(test)
+    judged: dict[str, Judgement] = {}
+    problems: list[str] = []
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            entries = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            problems.append(f"{path.name}: not valid YAML: {exc}")
+            continue
+        if entries is None:
+            continue
+        if not isinstance(entries, list):
+            problems.append(f"{path.name}: must be a YAML list of entries")
+            continue
+        for number, entry in enumerate(entries, 1):
+            where = f"{path.name} entry {number}"
+            problems += _add_entry(entry, where, known, by_rule, judged)
+    if problems:
+        raise JudgementError("\n".join(problems))
+    return judged
+
+
+def _add_entry(
+    entry: object,
+    where: str,
+    known: Collection[str],
+    by_rule: dict[str, list[str]],
+    judged: dict[str, Judgement],
+) -> list[str]:
+    """Validate one entry and add the tests it covers to ``judged``; its problems."""
+    if not isinstance(entry, dict):
+        return [f"{where}: must be a mapping with `test` or `rule`, and `reason`"]
+    problems = [f"{where}: unknown key {key!r}" for key in entry if key not in _ENTRY_KEYS]
+    reason = entry.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        problems.append(f"{where}: `reason` must be a non-empty string")
+    if ("test" in entry) == ("rule" in entry):
+        return [*problems, f"{where}: needs exactly one of `test` and `rule`"]
+    tests: list[str]
+    if "test" in entry:
+        test = entry["test"]
+        if not isinstance(test, str) or _TEST_ID.fullmatch(test) is None:
+            return [*problems, f'{where}: `test` must look like "crs:944130-77", got {test!r}']
+        if test not in known:
+            return [*problems, f"{where}: test {test!r} is not in the corpus"]
+        tests = [test]
+    else:
+        rule = str(entry["rule"])
+        if rule not in by_rule:
+            return [*problems, f"{where}: rule {entry['rule']!r} has no test in the corpus"]
+        tests = sorted(by_rule[rule], key=_test_order)
+    for test in tests:
+        previous = judged.get(test)
+        if previous is not None:
+            problems.append(f"{where}: duplicate: {test} is already listed in {previous.where}")
+    if problems:
+        return problems
+    for test in tests:
+        judged[test] = Judgement(test, str(reason).strip(), where)
+    return []
+
+
+def _test_order(test: str) -> tuple[str, int]:
+    rule, _, number = test.removeprefix("crs:").partition("-")
+    return rule, int(number) if number.isdigit() else 0
 
 
 # -- black-box replay ------------------------------------------------------------------
@@ -281,6 +408,8 @@ class Tally:
     errors_attacks: int = 0
     errors_benign: int = 0
     per_class: dict[str, list[int]] = dataclasses.field(default_factory=dict)  # total, stopped
+    # in-process only: source of the findings that stopped a request -> {label: requests}
+    per_location: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
     stopped: list[bool] = dataclasses.field(default_factory=list, repr=False)
     statuses: list[int] = dataclasses.field(default_factory=list, repr=False)  # black-box only
     seconds: float = 0.0
@@ -344,16 +473,19 @@ def tally_statuses(
     return tally
 
 
-def tally_in_process(corpus: Corpus, limit: int | None) -> Tally:
-    """``evaluate_corpus`` with the default policy, in the same shape as a replay."""
+def tally_in_process(corpus: Corpus, limit: int | None, sensitivity: str = "balanced") -> Tally:
+    """``evaluate_corpus`` with the default policy at ``sensitivity``, shaped as a replay."""
     from apishield.evaluate import evaluate_corpus  # noqa: PLC0415 - needs the venv
     from apishield.policy import policy_from_dict  # noqa: PLC0415
 
+    policy = policy_from_dict({} if sensitivity == "balanced" else {"sensitivity": sensitivity})
     started = time.monotonic()
-    report = evaluate_corpus(corpus.path, policy_from_dict({}), limit=limit)
+    report = evaluate_corpus(corpus.path, policy, limit=limit)
     missed = {m.id for m in report.misses}
     flagged = {f.id for f in report.false_positive_list}
-    tally = Tally(IN_PROCESS, corpus.name, seconds=time.monotonic() - started)
+    target = IN_PROCESS_TARGETS[sensitivity]
+    tally = Tally(target, corpus.name, seconds=time.monotonic() - started)
+    tally.per_location = {source: dict(counts) for source, counts in report.per_location.items()}
     tally.attacks, tally.benign = report.attacks, report.benign
     tally.blocked_attacks = report.detected - report.rejected_attacks
     tally.blocked_benign = report.false_positives - report.rejected_benign
@@ -469,6 +601,7 @@ def _ratio(a: float, b: float) -> str:
 
 TARGET_TITLES = {
     IN_PROCESS: "apishield in-process",
+    IN_PROCESS_STRICT: "apishield in-process (strict)",
     PROXY: "apishield via proxy",
 }
 
@@ -479,7 +612,150 @@ def title(target: str) -> str:
     return TARGET_TITLES.get(target, target)
 
 
-def corpus_section(corpus: Corpus, tallies: dict[str, Tally], order: list[str]) -> list[str]:
+def judged_attack_flags(corpus: Corpus, judged: dict[str, Judgement]) -> list[bool]:
+    """Per record: an attack record not judged to be something else."""
+    return [r.label == "attack" and r.id not in judged for r in corpus.records]
+
+
+def judged_section(
+    corpus: Corpus, tallies: dict[str, Tally], shown: list[str], judged: dict[str, Judgement]
+) -> list[str]:
+    """Every target's rate over all attack records and over those judged to be attacks."""
+    attack = judged_attack_flags(corpus, judged)
+    listed = sum(1 for r in corpus.records if r.id in judged)
+    n = sum(attack)
+    out = [
+        f"{listed:,} tests are judged not to be attacks by themselves (each with its reason in "
+        f"[{NOT_ATTACKS_REPORT}]({NOT_ATTACKS_REPORT}), from `bench/detection/crs-not-attacks/`"
+        f"); {n:,} are judged to be attacks. Share stopped (blocked or rejected):",
+        "",
+        "| | " + " | ".join(title(t) for t in shown) + " |",
+        "|---|" + "---:|" * len(shown),
+    ]
+    raw = [
+        _pct(
+            sum(
+                s
+                for s, r in zip(tallies[t].stopped, corpus.records, strict=True)
+                if r.label == "attack"
+            ),
+            sum(r.label == "attack" for r in corpus.records),
+        )
+        for t in shown
+    ]
+    out.append("| all tests (raw) | " + " | ".join(raw) + " |")
+    cells = [
+        f"**{_pct(sum(s for s, a in zip(tallies[t].stopped, attack, strict=True) if a), n)}**"
+        for t in shown
+    ]
+    out += ["| **tests judged to be attacks** | " + " | ".join(cells) + " |", ""]
+    return out
+
+
+def class_table(
+    corpus: Corpus, tallies: dict[str, Tally], shown: list[str], judged: dict[str, Judgement]
+) -> list[str]:
+    """Per class: share stopped; with judgements, over all tests / over judged attacks."""
+    attack = judged_attack_flags(corpus, judged)
+    classes = sorted({c for t in shown for c in tallies[t].per_class})
+    if judged:
+        head = "| class | n | judged attacks | " + " | ".join(
+            f"{title(t)} all / judged" for t in shown
+        )
+        out = [
+            "Per class: share blocked or rejected (403 or 400/413/414/431; in-process BLOCK or "
+            "REJECT), over all tests of the class / over its tests judged to be attacks.",
+            "",
+            head + " |",
+            "|---|---:|---:|" + "---:|" * len(shown),
+        ]
+    else:
+        out = [
+            "Per class: share blocked or rejected (403 or 400/413/414/431; in-process BLOCK or "
+            "REJECT).",
+            "",
+            "| class | n | " + " | ".join(title(t) for t in shown) + " |",
+            "|---|---:|" + "---:|" * len(shown),
+        ]
+    for cls in classes:
+        members = [i for i, r in enumerate(corpus.records) if r.cls == cls]
+        cells = []
+        for t in shown:
+            total, stopped = tallies[t].per_class.get(cls, [0, 0])
+            cell = _pct(stopped, total)
+            if judged:
+                kept = [i for i in members if attack[i]]
+                caught = sum(tallies[t].stopped[i] for i in kept)
+                cell += f" / {_pct(caught, len(kept))}" if kept else " / —"
+            cells.append(cell)
+        n = max(tallies[t].per_class.get(cls, [0, 0])[0] for t in shown)
+        extra = f" {sum(attack[i] for i in members):,} |" if judged else ""
+        out.append(f"| {cls} | {n:,} |{extra} " + " | ".join(cells) + " |")
+    out.append("")
+    return out
+
+
+def location_table(tallies: dict[str, Tally], shown: list[str]) -> list[str]:
+    """In-process only: how many stopped requests had a finding in each location."""
+    ours = [t for t in shown if tallies[t].per_location]
+    if not ours:
+        return []
+    sources = sorted({s for t in ours for s in tallies[t].per_location})
+    out = [
+        "Where apishield's findings were (in-process): requests stopped with a finding in "
+        "each location (a request with findings in two locations counts in both).",
+        "",
+        "| location | " + " | ".join(f"{title(t)} attack | benign" for t in ours) + " |",
+        "|---|" + "---:|---:|" * len(ours),
+    ]
+    for source in sources:
+        cells = []
+        for t in ours:
+            counts = tallies[t].per_location.get(source, {})
+            cells += [f"{counts.get('attack', 0):,}", f"{counts.get('benign', 0):,}"]
+        out.append(f"| {source} | " + " | ".join(cells) + " |")
+    out.append("")
+    return out
+
+
+def not_attacks_report(
+    corpus: Corpus, tallies: dict[str, Tally], order: list[str], judged: dict[str, Judgement]
+) -> str:
+    """``CRS-NOT-ATTACKS.md``: every judged test by class, its reason, who stopped it anyway."""
+    shown = [t for t in order if t in tallies]
+    index = {r.id: i for i, r in enumerate(corpus.records)}
+    by_class: dict[str, list[Judgement]] = {}
+    for judgement in sorted(judged.values(), key=lambda j: _test_order(j.test)):
+        record = corpus.records[index[judgement.test]] if judgement.test in index else None
+        by_class.setdefault(record.cls if record else "(not in this run)", []).append(judgement)
+    out = [
+        "# CRS regression tests judged not to be attacks",
+        "",
+        "Generated by `bench/detection/run.py` from `bench/detection/crs-not-attacks/*.yaml`. "
+        f'These {len(judged):,} tests of `{corpus.name}` are left out of the "judged '
+        'attacks" rates in [RESULTS.md](RESULTS.md), each for the reason given. The last '
+        "columns say whether each target stopped the request anyway (✔).",
+        "",
+    ]
+    for cls, items in sorted(by_class.items()):
+        out += [
+            f"## {cls} ({len(items):,})",
+            "",
+            "| test | reason | " + " | ".join(title(t) for t in shown) + " |",
+            "|---|---|" + "---|" * len(shown),
+        ]
+        for j in items:
+            i = index.get(j.test)
+            marks = ["✔" if i is not None and tallies[t].stopped[i] else "" for t in shown]
+            reason = j.reason.replace("|", "\\|").replace("\n", " ")
+            out.append(f"| `{j.test}` | {reason} | " + " | ".join(marks) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def corpus_section(
+    corpus: Corpus, tallies: dict[str, Tally], order: list[str], judged: dict[str, Judgement]
+) -> list[str]:
     shown = [t for t in order if t in tallies]
     head = "| | " + " | ".join(title(t) for t in shown) + " |"
     rule = "|---|" + "---:|" * len(shown)
@@ -541,22 +817,9 @@ def corpus_section(corpus: Corpus, tallies: dict[str, Tally], order: list[str]) 
     )
     out.append("")
 
-    classes = sorted({c for t in shown for c in tallies[t].per_class})
-    out += [
-        "Per class: share blocked or rejected (403 or 400/413/414/431; in-process BLOCK or "
-        "REJECT).",
-        "",
-        "| class | n | " + " | ".join(title(t) for t in shown) + " |",
-        "|---|---:|" + "---:|" * len(shown),
-    ]
-    for cls in classes:
-        n = max(tallies[t].per_class.get(cls, [0, 0])[0] for t in shown)
-        cells = []
-        for t in shown:
-            total, stopped = tallies[t].per_class.get(cls, [0, 0])
-            cells.append(_pct(stopped, total))
-        out.append(f"| {cls} | {n:,} | " + " | ".join(cells) + " |")
-    out.append("")
+    out += judged_section(corpus, tallies, shown, judged) if judged else []
+    out += class_table(corpus, tallies, shown, judged)
+    out += location_table(tallies, shown)
 
     if IN_PROCESS in tallies and PROXY in tallies:
         a, b = tallies[IN_PROCESS].stopped, tallies[PROXY].stopped
@@ -580,6 +843,8 @@ def ratio_section(
     tallies: dict[tuple[str, str], Tally], corpora: list[Corpus], order: list[str]
 ) -> list[str]:
     levels = [t for t in order if t.startswith("modsec-pl")]
+    if not levels:
+        return []
     ours = PROXY if any(k[0] == PROXY for k in tallies) else IN_PROCESS
     out = [
         "## Ratios",
@@ -616,7 +881,10 @@ def ratio_section(
 
 
 def summary_section(
-    tallies: dict[tuple[str, str], Tally], corpora: list[Corpus], order: list[str]
+    tallies: dict[tuple[str, str], Tally],
+    corpora: list[Corpus],
+    order: list[str],
+    judged: dict[str, Judgement],
 ) -> list[str]:
     out = [
         "## Summary (blocked = 403 / BLOCK)",
@@ -633,6 +901,19 @@ def summary_section(
             out.append(
                 f"| {corpus.name} | attacks blocked | "
                 + " | ".join(_pct(c.blocked_attacks, c.attacks) if c else "—" for c in cells)
+                + " |"
+            )
+        if first.attacks and corpus.name == CRS_CORPUS and judged:
+            attack = judged_attack_flags(corpus, judged)
+            n = sum(attack)
+            out.append(
+                f"| {corpus.name} | judged attacks stopped ({n:,}; blocked or rejected) | "
+                + " | ".join(
+                    _pct(sum(s for s, a in zip(c.stopped, attack, strict=True) if a), n)
+                    if c
+                    else "—"
+                    for c in cells
+                )
                 + " |"
             )
         if first.benign:
@@ -659,6 +940,7 @@ def build_report(
     args: argparse.Namespace,
     run_dir: Path,
     elapsed_s: float,
+    judged: dict[str, Judgement],
 ) -> str:
     shown_dir = run_dir.relative_to(REPO_DIR) if run_dir.is_relative_to(REPO_DIR) else run_dir
     levels = ", ".join(str(level) for level in args.paranoia)
@@ -685,8 +967,9 @@ def build_report(
         "## Method",
         "",
         "- **apishield in-process**: `apishield.evaluate.evaluate_corpus(path, "
-        "policy_from_dict({}))`, the default policy; BLOCK counts as blocked, REJECT "
-        "(malformed or oversized input) as rejected.",
+        "policy_from_dict({}))`, the default policy (`sensitivity: balanced`); BLOCK counts "
+        "as blocked, REJECT (malformed or oversized input) as rejected. "
+        "**apishield in-process (strict)**, when run: the same with `sensitivity: strict`.",
         f"- **apishield via proxy**: `apishield proxy` with `bench/conf/apishield-policy.yaml"
         f".tmpl` (`mode: block`, defaults otherwise), {args.workers} workers, in front of "
         "an nginx upstream answering 200 to everything.",
@@ -721,12 +1004,12 @@ def build_report(
             notes = "; ".join(targets.verification.get(name, []))
             out.append(f"| {title(name)} | {targets.ports[name]} | {notes} |")
     out.append("")
-    out += summary_section(tallies, corpora, order)
+    out += summary_section(tallies, corpora, order, judged)
     out += ratio_section(tallies, corpora, order)
     for corpus in corpora:
         per = {t: tallies[(t, corpus.name)] for t in order if (t, corpus.name) in tallies}
         if per:
-            out += corpus_section(corpus, per, order)
+            out += corpus_section(corpus, per, order, judged if corpus.name == CRS_CORPUS else {})
         if corpus.length_fixed:
             out += [
                 "Content-Length corrected: " + "; ".join(f"`{x}`" for x in corpus.length_fixed),
@@ -772,7 +1055,32 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=(1, 2, 3, 4),
         help="CRS paranoia levels to run (default: 1 2)",
     )
-    parser.add_argument("--out", type=Path, default=DETECTION_DIR / "RESULTS.md")
+    parser.add_argument(
+        "--only",
+        choices=("apishield",),
+        default=None,
+        help="apishield: in-process only (no proxy, no ModSecurity; about a minute); the "
+        "report goes to the run folder unless --out is given",
+    )
+    parser.add_argument(
+        "--sensitivity",
+        nargs="+",
+        default=["balanced"],
+        choices=tuple(IN_PROCESS_TARGETS),
+        help="in-process apishield at each sensitivity (default: balanced)",
+    )
+    parser.add_argument(
+        "--validate",
+        action="store_true",
+        help="only validate bench/detection/crs-not-attacks/*.yaml and print what they list",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="report path (default: bench/detection/RESULTS.md; none with --only); "
+        f"{NOT_ATTACKS_REPORT} is written beside it",
+    )
     parser.add_argument("--workers", type=int, default=2, help="worker processes per target")
     parser.add_argument("--threads", type=int, default=16, help="client threads for replay")
     parser.add_argument("--timeout", type=float, default=30, help="socket timeout, seconds")
@@ -789,18 +1097,63 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be at least 1")
     args.paranoia = sorted(set(args.paranoia))
+    args.sensitivity = [s for s in IN_PROCESS_TARGETS if s in args.sensitivity]
+    if args.out is None and args.only is None:
+        args.out = DETECTION_DIR / "RESULTS.md"
     return args
+
+
+def crs_corpus_path(corpora: Sequence[Path]) -> Path:
+    """The CRS regression corpus: the one given, else the shared one."""
+    return next(
+        (p for p in corpora if p.name == f"{CRS_CORPUS}.jsonl"), CORPORA_DIR / f"{CRS_CORPUS}.jsonl"
+    )
+
+
+def judgements_for(corpora: Sequence[Path]) -> dict[str, Judgement]:
+    """The validated judgements, checked against every test of the CRS corpus."""
+    path = crs_corpus_path(corpora)
+    if not path.is_file():
+        return {}
+    return load_judgements(NOT_ATTACKS_DIR, corpus_ids(path))
+
+
+def print_judgements(judged: dict[str, Judgement], corpora: Sequence[Path]) -> None:
+    """A count per class and file of the judged tests (``--validate``)."""
+    path = crs_corpus_path(corpora)
+    classes: dict[str, str] = {}
+    with path.open("rb") as lines:
+        for line in lines:
+            if line.strip():
+                record = json.loads(line)
+                classes[record["id"]] = record.get("class") or record["label"]
+    per_class = Counter(classes[test] for test in judged)
+    per_file = Counter(j.where.partition(" ")[0] for j in judged.values())
+    print(f"{len(judged):,} tests judged not to be attacks, valid against {path}")
+    for name, count in sorted(per_class.items()):
+        total = sum(1 for c in classes.values() if c == name)
+        print(f"  class {name:<20} {count:>5} of {total:>5}")
+    for name, count in sorted(per_file.items()):
+        print(f"  file  {name:<20} {count:>5}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        judged = judgements_for(args.corpus)
+    except JudgementError as exc:
+        print(f"error: {NOT_ATTACKS_DIR.relative_to(REPO_DIR)}:\n{exc}", file=sys.stderr)
+        return 2
+    if args.validate:
+        print_judgements(judged, args.corpus)
+        return 0
     given = list(sys.argv[1:] if argv is None else argv)
     command = "python " + shlex.join([str(Path(sys.argv[0])), *given])
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, pb._raise_interrupt)
     procs = pb.Processes()
     try:
-        return _run(args, command, procs)
+        return _run(args, command, procs, judged)
     except pb.BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -811,9 +1164,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         procs.stop_all()
 
 
-def _run(args: argparse.Namespace, command: str, procs: pb.Processes) -> int:
+def _run(
+    args: argparse.Namespace, command: str, procs: pb.Processes, judged: dict[str, Judgement]
+) -> int:
     started = time.monotonic()
-    pb.check_prerequisites(["modsec"])
+    if args.only is None:
+        pb.check_prerequisites(["modsec"])
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = BENCH_DIR / "runs" / f"detection-{stamp}"
     run_dir.mkdir(parents=True, exist_ok=False)
@@ -823,16 +1179,26 @@ def _run(args: argparse.Namespace, command: str, procs: pb.Processes) -> int:
     corpora = [load_corpus(path, args.limit) for path in args.corpus]
     tallies: dict[tuple[str, str], Tally] = {}
     for corpus in corpora:
-        print(f"in-process: {corpus.name} ({len(corpus.records):,} records)", flush=True)
-        tally = tally_in_process(corpus, args.limit)
-        tallies[(IN_PROCESS, corpus.name)] = tally
-        print(f"    {tally.seconds:.0f} s", flush=True)
+        for sensitivity in args.sensitivity:
+            print(
+                f"in-process ({sensitivity}): {corpus.name} ({len(corpus.records):,} records)",
+                flush=True,
+            )
+            tally = tally_in_process(corpus, args.limit, sensitivity)
+            tallies[(tally.target, corpus.name)] = tally
+            print(f"    {tally.seconds:.0f} s", flush=True)
 
-    targets = start_targets(procs, run_dir, args.paranoia, args)
-    order = [IN_PROCESS, PROXY, *(modsec_name(level) for level in args.paranoia)]
-    black_box = [t for t in order[1:] if t not in targets.skipped]
+    black_box = [PROXY, *(modsec_name(level) for level in args.paranoia)]
+    if args.only is None:
+        targets = start_targets(procs, run_dir, args.paranoia, args)
+    else:
+        reason = f"not run (--only {args.only})"
+        targets = Targets({}, {}, dict.fromkeys(black_box, reason))
+    order = [IN_PROCESS_TARGETS[s] for s in args.sensitivity] + black_box
     for corpus in corpora:
         for name in black_box:
+            if name in targets.skipped:
+                continue
             print(f"replay {corpus.name} → {title(name)}", flush=True)
             statuses, errors, seconds = replay(
                 corpus,
@@ -852,6 +1218,42 @@ def _run(args: argparse.Namespace, command: str, procs: pb.Processes) -> int:
     order = [t for t in order if t not in targets.skipped]
 
     machine["load average at end"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    write_details(run_dir / "detection.json", command, corpora, tallies, judged)
+    report = build_report(
+        command=command,
+        machine=machine,
+        corpora=corpora,
+        tallies=tallies,
+        order=order,
+        targets=targets,
+        args=args,
+        run_dir=run_dir,
+        elapsed_s=time.monotonic() - started,
+        judged=judged,
+    )
+    crs = next((c for c in corpora if c.name == CRS_CORPUS), None)
+    outputs = [run_dir / "RESULTS.md"] + ([args.out] if args.out is not None else [])
+    for out in outputs:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(report, encoding="utf-8")
+        if crs is not None and judged:
+            per = {t: tallies[(t, crs.name)] for t in order if (t, crs.name) in tallies}
+            listing = not_attacks_report(crs, per, order, judged)
+            (out.parent / NOT_ATTACKS_REPORT).write_text(listing, encoding="utf-8")
+    print()
+    print(report)
+    print(f"wrote {', '.join(str(o) for o in outputs)} and {run_dir / 'detection.json'}")
+    return 0
+
+
+def write_details(
+    path: Path,
+    command: str,
+    corpora: list[Corpus],
+    tallies: dict[tuple[str, str], Tally],
+    judged: dict[str, Judgement],
+) -> None:
+    """``detection.json``: every miss, false positive, rejection and error per target."""
     details = {
         "command": command,
         "corpora": {
@@ -861,6 +1263,9 @@ def _run(args: argparse.Namespace, command: str, procs: pb.Processes) -> int:
                 "content_length_fixed": c.length_fixed,
             }
             for c in corpora
+        },
+        "judged_not_attacks": {
+            test: {"reason": j.reason, "where": j.where} for test, j in sorted(judged.items())
         },
         "targets": {
             f"{target}/{corpus}": tally.to_json() for (target, corpus), tally in tallies.items()
@@ -877,28 +1282,10 @@ def _run(args: argparse.Namespace, command: str, procs: pb.Processes) -> int:
                 if x != y
             ]
             for c in corpora
-            if (PROXY, c.name) in tallies
+            if (PROXY, c.name) in tallies and (IN_PROCESS, c.name) in tallies
         },
     }
-    (run_dir / "detection.json").write_text(json.dumps(details, indent=1), encoding="utf-8")
-    report = build_report(
-        command=command,
-        machine=machine,
-        corpora=corpora,
-        tallies=tallies,
-        order=order,
-        targets=targets,
-        args=args,
-        run_dir=run_dir,
-        elapsed_s=time.monotonic() - started,
-    )
-    (run_dir / "RESULTS.md").write_text(report, encoding="utf-8")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report, encoding="utf-8")
-    print()
-    print(report)
-    print(f"wrote {args.out} and {run_dir / 'detection.json'}")
-    return 0
+    path.write_text(json.dumps(details, indent=1), encoding="utf-8")
 
 
 if __name__ == "__main__":
