@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from apishield.checks import Check, TransactionView, register, registered_checks
-from apishield.engine import ERROR_CHECK_ID, Engine
+from apishield.engine import ERROR_CHECK_ID, Engine, judge_head_first
 from apishield.errors import PolicyError
 from apishield.findings import Action, Finding, Location, Phase, Source
 from apishield.http import Headers, Request, Response
@@ -184,8 +184,40 @@ def test_finish_is_idempotent_and_uses_the_response_status() -> None:
 def test_engine_latency_uses_the_injected_clock() -> None:
     eng = Engine(policy_from_dict({}), clock=FakeClock(0.001), checks=TEST_CHECKS)
     tx = eng.inspect(get("a=1"))
-    # two phases, each reads the clock twice: 1 ms per phase
+    # inspect runs both request phases as one pass, which reads the clock twice
+    assert tx.finish().engine_ms == pytest.approx(1.0)
+    tx = eng.transaction(get("a=1"))
+    tx.request_headers()
+    tx.request_body(b"")
+    # phase by phase: 1 ms each
     assert tx.finish().engine_ms == pytest.approx(2.0)
+
+
+XSS_QUERY = "q=%3Cscript%3Ealert(1)%3C/script%3E"
+
+
+def test_one_pass_inspects_head_and_body_together() -> None:
+    request = Request(
+        "POST",
+        "/items",
+        ATTACK_QUERY,
+        headers=Headers([("content-type", "application/json")]),
+        body=b'{"note": "<script>alert(1)</script>"}',
+    )
+    tx = engine(mode="monitor").inspect(request)
+    assert {(f.check, f.location.source) for f in tx.findings} == {
+        ("sqli", Source.QUERY),
+        ("xss", Source.JSON),
+    }
+
+
+def test_blocking_stops_at_the_first_blocking_finding_monitor_sees_all() -> None:
+    query = f"{ATTACK_QUERY}&{XSS_QUERY}"
+    blocked = engine().inspect(get(query))
+    assert blocked.verdict is not None and blocked.verdict.action is Action.BLOCK
+    assert len(blocked.findings) == 1
+    monitored = engine(mode="monitor").inspect(get(query))
+    assert {f.check for f in monitored.findings} == {"sqli", "xss"}
 
 
 def test_event_time_uses_the_injected_wall_clock() -> None:
@@ -291,3 +323,21 @@ def test_adapters_record_their_own_refusals_through_the_transaction() -> None:
     event = tx.finish()
     assert (event.verdict, event.status, event.reason) == ("reject", 400, "conflicting framing")
     assert [f.check for f in event.findings] == ["protocol.malformed"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "head_first"),
+    [
+        ([], False),
+        ([("content-length", "500")], False),
+        ([("content-length", "65536")], False),
+        ([("content-length", "65537")], True),
+        ([("content-length", "12x")], True),
+        ([("transfer-encoding", "chunked")], True),
+        ([("content-length", "10"), ("expect", "100-Continue")], True),
+    ],
+)
+def test_adapters_judge_the_head_first_only_for_large_unknown_or_awaited_bodies(
+    headers: list[tuple[str, str]], head_first: bool
+) -> None:
+    assert judge_head_first(Request("POST", "/", headers=Headers(headers))) is head_first

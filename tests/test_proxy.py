@@ -360,8 +360,15 @@ def test_client_header_timeout_gives_408(loop_thread: LoopThread, upstream: str)
 
 
 @contextmanager
-def scripted_upstream(answer: bytes, release: threading.Event | None = None) -> Iterator[str]:
-    """Answers one request with ``answer`` (once ``release`` is set, if given), then closes."""
+def scripted_upstream(
+    answer: bytes,
+    release: threading.Event | None = None,
+    received: threading.Event | None = None,
+) -> Iterator[str]:
+    """Answers one request with ``answer`` (once ``release`` is set, if given), then closes.
+
+    ``received``, if given, is set when the request head has arrived.
+    """
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
@@ -372,6 +379,8 @@ def scripted_upstream(answer: bytes, release: threading.Event | None = None) -> 
             with conn:
                 while b"\r\n\r\n" not in conn.recv(65536):
                     pass
+                if received is not None:
+                    received.set()
                 if release is not None:
                     release.wait(5)
                 conn.sendall(answer)
@@ -385,9 +394,9 @@ def scripted_upstream(answer: bytes, release: threading.Event | None = None) -> 
 
 
 def test_graceful_stop_finishes_the_request_in_flight(loop_thread: LoopThread) -> None:
-    release = threading.Event()
+    release, received = threading.Event(), threading.Event()
     slow_answer = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow"
-    with scripted_upstream(slow_answer, release) as slow:
+    with scripted_upstream(slow_answer, release, received) as slow:
         holder = PolicyHolder(None, policy=policy_from_dict(policy_data(slow)))
         server = ProxyServer(holder, poll_interval=None)
         loop_thread.run(server.start())
@@ -396,7 +405,7 @@ def test_graceful_stop_finishes_the_request_in_flight(loop_thread: LoopThread) -
             target=lambda: results.append(httpx.get(f"http://127.0.0.1:{server.port}/"))
         )
         client.start()
-        _wait_until(lambda: len(server.connections) == 1)
+        assert received.wait(5)  # the request is in flight, not just its connection open
         stopping = asyncio.run_coroutine_threadsafe(server.stop(), loop_thread.loop)
         _wait_until(lambda: _refused(server.port))
         release.set()

@@ -10,6 +10,11 @@ a :class:`Transaction`, which adapters feed in phase order::
         verdict = tx.response_headers(response) or tx.response_body(body)
     event = tx.finish(status=...)      # always, in a ``finally``
 
+An adapter that holds the whole body by the time it would run the first phase may
+skip :meth:`~Transaction.request_headers`: :meth:`~Transaction.request_body` then
+runs both request phases in one pass (one signature scan over the head's and the
+body's values together), which is what :meth:`Engine.inspect` does.
+
 Each phase returns a :class:`~apishield.findings.Verdict` when the adapter must answer
 itself, or ``None``. Phases after an interruption return the same verdict and do
 nothing else. Nothing here raises for bad input or a failing check.
@@ -34,9 +39,30 @@ from apishield.parsers import body_inputs
 from apishield.policy import CheckSettings, Exclusion, Policy, Route, resolve_mode
 from apishield.problem import problem_json
 from apishield.routes import RouteTable, compile_template
+from apishield.signatures import Hit
 
 _MODE_RANK = {Mode.OFF: 0, Mode.MONITOR: 1, Mode.BLOCK: 2}
 _REQUEST_PHASES = (Phase.REQUEST_HEADERS, Phase.REQUEST_BODY)
+ONE_PASS_BODY_BYTES = 65536
+
+
+def judge_head_first(request: Request) -> bool:
+    """True when an adapter should run the head phase before reading the body.
+
+    That is for bodies that are large (over :data:`ONE_PASS_BODY_BYTES`), of unknown
+    length (chunked) or awaited (``Expect: 100-continue``): a request blocked by its
+    head is then answered without reading its body. Anything else is read first and
+    judged in one pass with its head.
+    """
+    headers = request.headers
+    if (headers.get("expect") or "").lower() == "100-continue":
+        return True
+    length = headers.get("content-length")
+    if length is None:
+        return "transfer-encoding" in headers
+    return not length.isdigit() or int(length) > ONE_PASS_BODY_BYTES
+
+
 ERROR_CHECK_ID = "engine.check_error"
 
 
@@ -186,11 +212,15 @@ class Engine:
         return Transaction(self, request)
 
     def inspect(self, request: Request) -> Transaction:
-        """Run both request phases on a complete request; for offline analysis and tests."""
+        """Run both request phases on a complete request, in one pass."""
         tx = Transaction(self, request)
-        if tx.request_headers() is None:
-            tx.request_body(request.body)
+        tx.request_body(request.body)
         return tx
+
+
+def _strongest_first(candidate: tuple[InputValue, ValueCheck, list[Hit]]) -> int:
+    """Sort key: the candidate's best signature score, highest first."""
+    return -max((hit.signature.score for hit in candidate[2]), default=0)
 
 
 class Transaction:
@@ -242,28 +272,29 @@ class Transaction:
 
     def request_headers(self) -> Verdict | None:
         """Phase 1: the request line and headers."""
-        return self._phase(Phase.REQUEST_HEADERS, self._extract_head)
+        return self._phase((Phase.REQUEST_HEADERS,), self._extract_head)
 
     def request_body(self, body: bytes | None = None) -> Verdict | None:
-        """Phase 2: the whole request body (``body`` replaces the request's, if given)."""
+        """Phase 2: the whole request body (``body`` replaces the request's, if given).
+
+        When phase 1 has not run, both request phases run now as one pass.
+        """
         if body is not None and body is not self.request.body:
             self.request = dataclasses.replace(self.request, body=body)
         if Phase.REQUEST_HEADERS not in self._done:
-            verdict = self.request_headers()
-            if verdict is not None:
-                return verdict
-        return self._phase(Phase.REQUEST_BODY, self._extract_body)
+            return self._phase(_REQUEST_PHASES, self._extract_request)
+        return self._phase((Phase.REQUEST_BODY,), self._extract_body)
 
     def response_headers(self, response: Response) -> Verdict | None:
         """Phase 3: the upstream's status and headers."""
         self.response = response
-        return self._phase(Phase.RESPONSE_HEADERS, lambda: ())
+        return self._phase((Phase.RESPONSE_HEADERS,), lambda: ())
 
     def response_body(self, body: bytes) -> Verdict | None:
         """Phase 4: the whole upstream response body."""
         if self.response is not None:
             self.response = dataclasses.replace(self.response, body=body)
-        return self._phase(Phase.RESPONSE_BODY, lambda: ())
+        return self._phase((Phase.RESPONSE_BODY,), lambda: ())
 
     def reject(self, check: str, status: int, message: str, location: Location) -> Verdict:
         """Record that the adapter refused the request itself (framing, size, timeout).
@@ -308,23 +339,26 @@ class Transaction:
 
     # -- internals ----------------------------------------------------------------
 
-    def _phase(self, phase: Phase, extract: Callable[[], Sequence[InputValue]]) -> Verdict | None:
+    def _phase(
+        self, phases: tuple[Phase, ...], extract: Callable[[], Sequence[InputValue]]
+    ) -> Verdict | None:
+        """Run ``phases`` (consecutive, same direction) as one pass over ``extract()``."""
         if self.verdict is not None and self.verdict.interrupts:
             return self.verdict
-        if phase in self._done:
+        if phases[-1] in self._done:
             return None
-        self._done.add(phase)
-        mode = self._endpoint.request if phase in _REQUEST_PHASES else self._endpoint.response
+        self._done.update(phases)
+        mode = self._endpoint.request if phases[0] in _REQUEST_PHASES else self._endpoint.response
         if mode is Mode.OFF:
             return None
         start = self.engine.clock()
         try:
-            return self._run_phase(phase, mode, extract)
+            return self._run_phase(phases, mode, extract)
         finally:
             self._engine_seconds += self.engine.clock() - start
 
     def _run_phase(
-        self, phase: Phase, mode: Mode, extract: Callable[[], Sequence[InputValue]]
+        self, phases: tuple[Phase, ...], mode: Mode, extract: Callable[[], Sequence[InputValue]]
     ) -> Verdict | None:
         try:
             self._inputs = extract()
@@ -334,29 +368,41 @@ class Transaction:
             self._inputs = ()
             return self._check_failed("input extraction", exc, mode)
         blocking: list[Finding] = []
-        if phase in _REQUEST_PHASES and self._inputs:
+        if phases[0] in _REQUEST_PHASES and self._inputs:
             failure = self._run_value_checks(mode, blocking)
             if failure is not None:
                 return failure
-        for compiled in self.engine.checks_by_phase[phase]:
-            try:
-                found = list(compiled.check.run(self, phase))
-            except Exception as exc:  # noqa: BLE001 - one failing check is recorded, not fatal
-                verdict = self._check_failed(compiled.check.id, exc, mode)
-                if verdict is not None:
-                    return verdict
-                continue
-            for finding in found:
-                self._record(compiled, finding, mode, blocking)
+        for phase in phases:
+            for compiled in self.engine.checks_by_phase[phase]:
+                try:
+                    found = list(compiled.check.run(self, phase))
+                except Exception as exc:  # noqa: BLE001 - one failing check is recorded
+                    verdict = self._check_failed(compiled.check.id, exc, mode)
+                    if verdict is not None:
+                        return verdict
+                    continue
+                for finding in found:
+                    self._record(compiled, finding, mode, blocking)
         self._inputs = ()
         if blocking:
             return self._block(blocking)
         return None
 
     def _run_value_checks(self, mode: Mode, blocking: list[Finding]) -> Verdict | None:
-        """Every value check over every input, one signature scan per value."""
+        """Every value check over every input, one signature scan for all of them.
+
+        Candidates with the strongest signature hit are inspected first, and the
+        first blocking finding ends the inspection: the verdict cannot change, and
+        an attack request (the costly kind) is decided by its clearest evidence.
+        In monitor mode nothing blocks, so every candidate is inspected.
+        """
         compiled_checks = self.engine.value_checks
-        for value, check, hits in self.engine.value_scanner.candidates(self._inputs):
+        candidates = sorted(
+            self.engine.value_scanner.candidates(self._inputs), key=_strongest_first
+        )
+        for value, check, hits in candidates:
+            if blocking:
+                break
             if self._exclusions and self._excluded(check.id, value):
                 continue
             try:
@@ -386,6 +432,13 @@ class Transaction:
 
     def _extract_head(self) -> Sequence[InputValue]:
         return request_head_inputs(self.request, self.engine.policy.limits)
+
+    def _extract_request(self) -> Sequence[InputValue]:
+        head = self._extract_head()
+        body = self._extract_body()
+        if not body:
+            return head
+        return [*head, *body]
 
     def _extract_body(self) -> Sequence[InputValue]:
         request = self.request

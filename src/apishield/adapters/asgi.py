@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from apishield.engine import Engine, Transaction
+from apishield.engine import Engine, Transaction, judge_head_first
 from apishield.events import EventSink, SecurityEvent
 from apishield.findings import Location, Source, Verdict
 from apishield.http import Headers, Request, Response
@@ -223,9 +223,10 @@ class _Exchange:
             await self.app(scope, self._receive, self._send)
 
     async def _request_phases(self) -> Verdict | None:
-        verdict = self.tx.request_headers()
-        if verdict is not None:
-            return verdict
+        if judge_head_first(self.tx.request):
+            verdict = self.tx.request_headers()
+            if verdict is not None:
+                return verdict
         limits = self.tx.engine.policy.limits
         body = await read_body(self.receive, limits.max_body_bytes)
         if body is None:

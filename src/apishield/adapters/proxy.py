@@ -40,7 +40,7 @@ import httptools
 
 from apishield.adapters.upstream import UpstreamConnection, UpstreamPool
 from apishield.adapters.workers import reserve_port, supervise
-from apishield.engine import Engine, Transaction
+from apishield.engine import Engine, Transaction, judge_head_first
 from apishield.errors import UpstreamError, UpstreamTimeout
 from apishield.events import EventSink
 from apishield.findings import Location, Source, Verdict
@@ -653,16 +653,17 @@ class _ClientConnection(asyncio.Protocol):
         )
         tx = current.engine.transaction(request)
         current.tx = tx
-        verdict = tx.request_headers()
         if not current.expected_body:
             self.deadline = None
-            return
+            return  # both request phases run in one pass once the exchange starts
         limit = current.engine.policy.limits.max_body_bytes
         declared = self._declared_length(current)
         if declared is not None and declared > limit:
             self._stop(self._body_too_large(current, limit))
-        if verdict is not None and verdict.interrupts:
-            self._stop(None)  # answer now, without reading the body
+        if judge_head_first(request):
+            verdict = tx.request_headers()
+            if verdict is not None and verdict.interrupts:
+                self._stop(None)  # answer now, without reading (or inviting) the body
         self._set_deadline(self.server.timeouts.body_read, "body")
         if self.task is None and self._expects_continue(current):
             self.write(_CONTINUE)

@@ -33,7 +33,7 @@ from apishield.adapters.asgi import (
     oversized_verdict,
     quote_path,
 )
-from apishield.engine import Transaction
+from apishield.engine import Transaction, judge_head_first
 from apishield.events import EventSink
 from apishield.findings import Verdict
 from apishield.http import Headers, Request, Response
@@ -169,9 +169,10 @@ class _Exchange:
         return _Body(self, [], result)
 
     def _request_phases(self, environ: Environ) -> Verdict | None:
-        verdict = self.tx.request_headers()
-        if verdict is not None:
-            return verdict
+        if judge_head_first(self.tx.request):
+            verdict = self.tx.request_headers()
+            if verdict is not None:
+                return verdict
         limit = self.tx.engine.policy.limits.max_body_bytes
         body = read_body(environ, limit)
         if len(body) > limit:
