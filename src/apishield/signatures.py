@@ -45,7 +45,9 @@ class Signature:
     ``name`` is unique across checks (``"sqli.time_based"``); ``label`` says what a
     hit means, for finding messages; ``score`` is the confidence (0-100) of a hit.
     A score of 0 marks a *gate*: its hit is no finding, it only tells the check
-    that the value deserves its slower semantic analysis (libinjection).
+    that the value deserves its slower semantic analysis (libinjection). Gates are
+    matched without start offsets (cheaper for hyperscan): a gate's hit is the empty
+    span at the end of its first match.
     A ``strict`` signature is compiled only when the policy's sensitivity is
     ``strict``: weaker evidence that ``balanced`` does not act on.
     ``pattern`` is a hyperscan (PCRE-subset) expression matched against the
@@ -109,28 +111,36 @@ def is_plain(text: str) -> bool:
 class SignatureSet:
     """Signatures compiled into one hyperscan database; immutable after construction."""
 
-    __slots__ = ("_database", "_local", "signatures")
+    __slots__ = ("_database", "_gates", "_local", "signatures")
 
     def __init__(self, signatures: Sequence[Signature]) -> None:
         """Compile ``signatures``; raise ``ValueError`` if a pattern does not compile."""
         if not signatures:
             raise ValueError("a signature set needs at least one signature")
         self.signatures = tuple(signatures)
-        self._database = _compile(tuple((s.pattern, s.flags) for s in self.signatures))
+        self._gates = frozenset(i for i, s in enumerate(self.signatures) if s.score == 0)
+        self._database = _compile(
+            tuple(
+                (s.pattern, s.flags & ~hyperscan.HS_FLAG_SOM_LEFTMOST if s.score == 0 else s.flags)
+                for s in self.signatures
+            )
+        )
         self._local = threading.local()
 
     def scan(self, text: str) -> list[Hit]:
         """Every signature that matches ``text``, once each, at its leftmost match."""
         data = text.encode("utf-8", "surrogatepass")
-        spans: dict[int, tuple[int, int]] = {}
+        matches = _Matches(self._gates)
         self._database.scan(
-            data, match_event_handler=_collect, context=spans, scratch=self._scratch()
+            data, match_event_handler=_collect, context=matches, scratch=self._scratch()
         )
-        if not spans:
+        if not matches.spans:
             return []
         return [
             Hit(self.signatures[i], start, end, data[start:end].decode("utf-8", "replace"))
-            for i, (start, end) in sorted(spans.items(), key=lambda item: (item[1], item[0]))
+            for i, (start, end) in sorted(
+                matches.spans.items(), key=lambda item: (item[1], item[0])
+            )
         ]
 
     def scan_many(self, texts: Sequence[str]) -> dict[int, list[Hit]]:
@@ -144,7 +154,7 @@ class SignatureSet:
         if not texts:
             return {}
         data, starts, ends = _join(texts)
-        batch = _Batch(starts, ends)
+        batch = _Batch(starts, ends, self._gates)
         self._database.scan(
             data, match_event_handler=_collect_batch, context=batch, scratch=self._scratch()
         )
@@ -243,14 +253,25 @@ def _join(texts: Sequence[str]) -> tuple[bytes, list[int], list[int]]:
     return data, starts, ends
 
 
+class _Matches:
+    """Match state of one :meth:`SignatureSet.scan` call."""
+
+    __slots__ = ("gates", "spans")
+
+    def __init__(self, gates: frozenset[int]) -> None:
+        self.gates = gates
+        self.spans: dict[int, tuple[int, int]] = {}
+
+
 class _Batch:
     """Match state of one :meth:`SignatureSet.scan_many` call."""
 
-    __slots__ = ("ends", "spans", "starts", "straddled")
+    __slots__ = ("ends", "gates", "spans", "starts", "straddled")
 
-    def __init__(self, starts: list[int], ends: list[int]) -> None:
+    def __init__(self, starts: list[int], ends: list[int], gates: frozenset[int]) -> None:
         self.starts = starts
         self.ends = ends
+        self.gates = gates
         self.spans: dict[tuple[int, int], tuple[int, int]] = {}
         self.straddled: set[int] = set()
 
@@ -259,8 +280,18 @@ def _collect_batch(index: int, start: int, end: int, flags: int, batch: Any) -> 
     """Hyperscan match callback for batches: leftmost (then longest) per signature and text.
 
     A separator at either edge of a match is a :data:`BEGIN` or :data:`END` anchor:
-    it is trimmed and the match belongs to the text inside it.
+    it is trimmed and the match belongs to the text inside it. A gate (no start
+    offset) belongs to the text its match ends in; its first end is kept.
     """
+    if index in batch.gates:
+        text_index = bisect.bisect_right(batch.starts, end - 1) - 1
+        if end == batch.ends[text_index] + 1:
+            end -= 1
+        gate_key = (index, text_index)
+        first = batch.spans.get(gate_key)
+        if first is None or end < first[1]:
+            batch.spans[gate_key] = (end, end)
+        return
     text_index = bisect.bisect_right(batch.starts, start) - 1
     if start == batch.ends[text_index] and end > start + 1:  # begins at a separator
         text_index += 1
@@ -276,8 +307,11 @@ def _collect_batch(index: int, start: int, end: int, flags: int, batch: Any) -> 
         batch.spans[key] = (start, end)
 
 
-def _collect(index: int, start: int, end: int, flags: int, spans: Any) -> None:
+def _collect(index: int, start: int, end: int, flags: int, matches: Any) -> None:
     """Hyperscan match callback: keep the leftmost (then longest) match per signature."""
+    if index in matches.gates:
+        start = end
+    spans = matches.spans
     previous = spans.get(index)
     if previous is None or start < previous[0] or (start == previous[0] and end > previous[1]):
         spans[index] = (start, end)
