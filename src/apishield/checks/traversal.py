@@ -38,18 +38,23 @@ _ENCODED_ALIASES = {
     "%uff0e": ".",
 }
 _ENCODED_ALIAS = re.compile("|".join(re.escape(a) for a in _ENCODED_ALIASES), re.IGNORECASE)
-_SLASHES = str.maketrans({"\\": "/", "\uff0e": ".", "\uff0f": "/", "\u2215": "/"})
+_SLASHES = str.maketrans({"\\": "/", "\uff0e": ".", "\uff0f": "/", "\u2215": "/", "\x00": None})
+# ``0x2e``/``0x2f``/``0x5c`` spelled out for ``.``, ``/`` and ``\`` (``0x5c0x2e./``).
+_HEX_ALIAS = re.compile(r"0x(2e|2f|5c)", re.IGNORECASE)
 
 register_check_signatures(
     "traversal",
     (
         ("climb_deep", r"(?:\.{2,}/+){2,}", "repeated ../ climb", 90),
+        ("hex_gate", r"0x(?:2e|2f|5c)(?:0x(?:2e|2f|5c)|[./\\%])", "hex-spelled dot or slash", 0),
         ("climb", rf"(?:{BEGIN}|[/=:\s'\"])\.{{2,}}/|/\.\.{END}", "../ climb", 60),
         (
             "unix_file",
             r"/etc/(?:passwd|shadow|group|gshadow|hosts|hostname|issue|sudoers|crontab|fstab"
-            r"|motd|profile|environment)\b|/proc/(?:self|\d+)/(?:environ|cmdline|fd|maps|status"
-            r"|cwd|root|mem|exe)\b",
+            r"|motd|profile|environment|subuid|subgid)\b|/proc/(?:self|\d+)/(?:environ|cmdline|fd"
+            r"|maps|status|cwd|root|mem|exe)\b|/proc/(?:sys|net)/[a-z]|/proc/(?:interrupts"
+            r"|cpuinfo|meminfo|mounts|version|kallsyms)\b|/etc/(?:apache2|httpd|nginx)/[\w./-]*"
+            r"\.conf\b",
             "sensitive file",
             90,
         ),
@@ -69,8 +74,12 @@ register_check_signatures(
         ),
         (
             "secret_file",
-            r"/\.(?:htaccess|htpasswd|git/(?:config|HEAD)|aws/credentials|ssh/(?:id_\w+"
-            rf"|authorized_keys))\b|/\.env{END}|/web\.config\b",
+            r"/\.(?:htaccess|htpasswd|git/(?:config|HEAD)|aws/credentials)\b"
+            rf"|(?:{BEGIN}|[/=\s])\.ssh/(?:id_\w+|authorized_keys)\b|/\.env{END}|/web\.config\b"
+            r"|/\.(?:docker|kube)/(?:config|secrets)\b"
+            # coding agents' settings, which hold API keys and tool permissions
+            r"|/\.(?:claude|cursor|continue|aider|roo|zed|cline|kiro|windsurf|rovodev|codex"
+            r"|opencode|a0proj|plandex|fabric|n8n|junie)/",
             "secret file",
             75,
         ),
@@ -121,7 +130,11 @@ def canonical_path(text: str) -> str:
         if "%" not in text:
             break
         text = unquote(_ENCODED_ALIAS.sub(_alias, text), errors="replace")
-    return text.translate(_SLASHES) if "\\" in text or not text.isascii() else text
+    if "0x" in text or "0X" in text:
+        text = _HEX_ALIAS.sub(lambda m: "." if m.group(1).lower() == "2e" else "/", text)
+    if "\\" in text or "\x00" in text or not text.isascii():
+        return text.translate(_SLASHES)
+    return text
 
 
 def _alias(match: re.Match[str]) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import libinjection
 
 from apishield.checks import ValueCheck, register
-from apishield.findings import Finding
+from apishield.findings import Finding, Source
 from apishield.inputs import InputValue
 from apishield.signatures import (
     END,
@@ -33,7 +33,23 @@ _ACTIVE_CSS = re.compile(
     r"expression|url\s*\(|script|behavior|binding|import|position\s*:\s*fixed|\\[\da-f]|/\*|[<>{}]",
     re.IGNORECASE,
 )
+# ¼ and ¾ in UTF-8, as sent or after NFKC (1, U+2044, 4): < and > with the high bit set.
+_QUARTER = r"(?:\xc2\xbc|1\xe2\x81\x844)"
+_THREE_QUARTERS = r"(?:\xc2\xbe|3\xe2\x81\x844)"
+_SCRIPT_OPEN = re.compile(r"<\s*/?\s*(?:[\w-]+:)?script(?=[\s/>]|$)", re.IGNORECASE)
 _VOID_URI = re.compile(r"\s*javascript\s*:\s*void\s*\(\s*0?\s*\)\s*;?\s*", re.IGNORECASE)
+# Script obfuscation, judged after JS comments and whitespace are removed: global objects
+# indexed by a string (``self["alert"]``, ``(document)["cookie"]``), ``document.cookie``,
+# functions called through a tagged template (``[].sort.call`${alert}1337```).
+_JS_NOISE = re.compile(r"/\*.*?\*/|\s+", re.DOTALL)
+_JS_OBFUSCATED = re.compile(
+    r"(?<![\w$.])\(?(?:window|self|top|parent|frames|globalthis|document)\)?\[[\"'`]"
+    r"|(?<![\w$])\(?document\)?\.cookie\b|\.(?:call|apply|bind)`",
+    re.IGNORECASE,
+)
+# A script scheme spelled with entity or whitespace noise inside the word: ``ja&Tab;vascript:``.
+_SCHEME_NOISE = re.compile(r"&(?:tab|newline);|[\s\x00-\x1f]", re.IGNORECASE)
+_NOISY_SCHEME = re.compile(r"(?:java|vb|live)script:", re.IGNORECASE)
 
 register_check_signatures(
     "xss",
@@ -62,6 +78,31 @@ register_check_signatures(
             80,
         ),
         ("css_expression", r":\s*expression\s*\(|-moz-binding\s*:", "CSS expression", 75),
+        (
+            "ie_vector",
+            r"<\s*(?:[\w-]*:)?vmlframe\b|<\?\s*import\b[^>\x00]*implementation\s*="
+            r"|<\s*import\s*implementation\s*=",
+            "legacy IE markup loading code",
+            75,
+        ),
+        ("xinclude", r"<\s*[\w-]+:include\s[^>\x00]*\bhref\s*=", "XInclude of a resource", 80),
+        ("utf7_markup", r"\+ADw-\s*/?\s*[a-z!]", "UTF-7 encoded markup", 85),
+        (
+            "ascii_masked_markup",  # US-ASCII with the high bit dropped: ¼script¾ is <script>
+            rf"{_QUARTER}[a-z][a-z\d]+(?:\xc3[\x80-\xbf])?{_THREE_QUARTERS}[^\x00]*?"
+            rf"{_QUARTER}/[a-z][a-z\d]+(?:\xc3[\x80-\xbf])?{_THREE_QUARTERS}",
+            "markup with its high bit set (¼tag¾)",
+            85,
+        ),
+        ("jsfuck", r"\(!!?\[\][+\s]\[\]\)|\[[+\s]!?[+\s]?\[\]\]|!!\[\]", "JSFuck", 80),
+        ("breakout_call", r"[\"'`]\s*;\s*set(?:timeout|interval)\s*\(", "string breakout", 80),
+        (
+            "js_gate",
+            r"\b(?:window|self|top|parent|frames|globalthis|document)[\s+]*(?:\)[\s+]*)?[\[/.]"
+            r"|\.\s*(?:/\*[^\x00]*?\*/\s*)?(?:call|apply|bind)\s*`|&(?:tab|newline);",
+            "script-like token",
+            0,
+        ),
         ("gate", _GATE, "markup-like token", 0),
     ),
 )
@@ -75,20 +116,52 @@ class CrossSiteScripting(ValueCheck):
     category = "injection"
     title = "XSS"
     description = "HTML and JavaScript injection in any request value"
+    inspects_plain = True  # "+ADw-script+AD4-" (UTF-7) is made of plain characters
 
     def inspect(self, value: InputValue, hits: Sequence[Hit]) -> Finding | None:
         text = value.text
-        hit, gated = best_of(hits)
+        if any(h.signature.name == "xss.script_tag" for h in hits):
+            text, hits = _without_open_script(text, hits)
+        hit, _ = best_of(hits)
         if hit is not None and hit.signature.score >= LIBINJECTION_SCORE:
             return self.found(value, hit.signature.label, hit.evidence, hit.signature.score)
         if hit is not None and hit.signature.name == "xss.script_uri" and _VOID_URI.fullmatch(text):
             hit = None
-        if gated and libinjection.is_xss(_INERT.sub(_neutral, text))["is_xss"]:
+        gates = {h.signature.name for h in hits if not h.signature.score}
+        if "xss.gate" in gates and libinjection.is_xss(_INERT.sub(_neutral, text))["is_xss"]:
             evidence = hit.evidence if hit is not None else text
             return self.found(value, "HTML/script markup", evidence, LIBINJECTION_SCORE)
+        if hit is None and "xss.js_gate" in gates:
+            return self._obfuscated(value)
         if hit is not None:
             return self.found(value, hit.signature.label, hit.evidence, hit.signature.score)
         return None
+
+    def _obfuscated(self, value: InputValue) -> Finding | None:
+        """Script hidden by comments, string indexing, template calls or a noisy scheme."""
+        text = value.text
+        if value.location.source is Source.BODY:  # an unparsed body may be urlencoded
+            text = text.replace("+", " ")
+        found = _JS_OBFUSCATED.search(_JS_NOISE.sub("", text))
+        if found is not None:
+            return self.found(value, "obfuscated script access", found.group(0), 80)
+        scheme = _NOISY_SCHEME.search(_SCHEME_NOISE.sub("", value.text))
+        if scheme is not None and "&" in value.text:
+            return self.found(value, "script URI hidden by entities", scheme.group(0), 80)
+        return None
+
+
+def _without_open_script(text: str, hits: Sequence[Hit]) -> tuple[str, Sequence[Hit]]:
+    """``text`` and ``hits`` without a ``<script`` that never ends its tag.
+
+    ``binary<script is incorrect`` opens a tag in a value with no ``>`` at all and no
+    attribute value after it: it cannot load or run anything, so it is prose.
+    """
+    found = _SCRIPT_OPEN.search(text)
+    if found is None or ">" in text or "=" in text[found.end() :]:
+        return text, hits
+    rest = [h for h in hits if h.signature.name != "xss.script_tag"]
+    return text[: found.start()] + "< " + text[found.start() + 1 :], rest
 
 
 def _neutral(match: re.Match[str]) -> str:
