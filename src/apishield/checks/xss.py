@@ -98,7 +98,8 @@ register_check_signatures(
         ("breakout_call", r"[\"'`]\s*;\s*set(?:timeout|interval)\s*\(", "string breakout", 80),
         (
             "js_gate",
-            r"\b(?:window|self|top|parent|frames|globalthis|document)[\s+]*(?:\)[\s+]*)?[\[/.]"
+            r"\b(?:window|self|top|parent|frames|globalthis|document)[\s+]*\)?[\s+]*(?:\[|/\*)"
+            r"|\bdocument[\s+]*(?:\)|\.[\s+]*/\*|[\s+]\.)"
             r"|\.\s*(?:/\*[^\x00]*?\*/\s*)?(?:call|apply|bind)\s*`|&(?:tab|newline);",
             "script-like token",
             0,
