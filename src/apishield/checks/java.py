@@ -26,12 +26,11 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import hyperscan
 
 from apishield.checks import ValueCheck, register
-from apishield.checks.deserialization import b64_alignments, b64_fragments, token_at
+from apishield.checks.deserialization import Judgement, b64_alignments, b64_fragments, token_at
 from apishield.findings import Finding, Source
 from apishield.inputs import InputValue
 from apishield.signatures import (
@@ -96,7 +95,9 @@ _CLASSES: dict[str, tuple[str, int]] = {
             "org.apache.naming.factory.",
             "org.springframework.jndi.",
             "org.apache.ibatis.datasource.jndi.",
-            "ch.qos.logback.core.db.jndiconnectionsource",
+            "ch.qos.logback.core.db.",
+            "org.apache.commons.dbcp.basicdatasource",
+            "org.apache.tomcat.dbcp.dbcp2.basicdatasource",
         ),
         ("JNDI class", 85),
     ),
@@ -241,6 +242,13 @@ register_check_signatures(
             90,
         ),
         (
+            "el_implicit",
+            r"[$#]\{[^}\x00]*?\b(?:pageContext|facesContext|applicationScope|sessionScope"
+            r"|requestScope)\b",
+            "Java EL implicit object",
+            85,
+        ),
+        (
             "jsp",
             r"<%@\s*page\b[^%\x00]*\bimport\s*=|<jsp:(?:scriptlet|declaration|expression)\b"
             r"|<%!?=?[^%\x00]*\b(?:Runtime|ProcessBuilder|request\s*\.\s*getParameter)\b",
@@ -325,14 +333,6 @@ register_signatures(
         )
     ]
 )
-
-
-class Judgement(NamedTuple):
-    """What the analysis recognised: kind, evidence and score."""
-
-    kind: str
-    evidence: str
-    score: int
 
 
 def analyse(text: str, *, typed: bool = False) -> Judgement | None:
@@ -459,6 +459,8 @@ class JavaInjection(ValueCheck):
             return self.found(value, hit.signature.label, hit.evidence, hit.signature.score)
         names = {h.signature.name for h in hits}
         candidates = [_upload(value) if f"{CHECK}.upload" in names else None]
+        if hit is not None:
+            candidates.append(Judgement(hit.signature.label, hit.evidence, hit.signature.score))
         if names - {f"{CHECK}.upload", f"{CHECK}.base64"}:
             typed_json = _TYPED_JSON.search(value.text)
             candidates.append(analyse(value.text, typed=_typed(value)))
