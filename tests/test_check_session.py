@@ -6,7 +6,7 @@ import functools
 
 import pytest
 
-from apishield.checks.session import referer_host, same_site
+from apishield.checks.session import _may_name_a_session, referer_host, same_site
 from apishield.engine import Engine
 from apishield.http import Headers, Request
 from apishield.policy import policy_from_dict
@@ -90,3 +90,21 @@ def test_same_site() -> None:
     assert same_site("example.com", "www.example.com")
     assert not same_site("attacker.example.com", "app.example.com")
     assert not same_site("localhost.attacker.example", "localhost")
+
+
+@pytest.mark.parametrize(
+    ("query", "body", "may"),
+    [
+        ("page=2&q=shoes", b"", False),
+        ("", b'{"title": "hello"}', False),
+        ("PHPSESSID=abc", b"", True),
+        ("", b'{"connect.sid": "x"}', True),
+        ("JSESS%49ONID=abc", b"", True),
+        ("", b'{"\\u0073id": 1}', True),
+        ("", b'{"&#115;id": 1}', True),
+    ],
+)
+def test_the_pre_test_passes_every_request_that_may_name_a_session(
+    query: str, body: bytes, may: bool
+) -> None:
+    assert _may_name_a_session(query, body) is may

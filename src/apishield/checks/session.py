@@ -64,6 +64,10 @@ _GENERIC_NAME = re.compile(
     r"(?:__(?:host|secure)-)?(?:[\w.:-]*[_.:-])?(?:sess(?:ion)?[_.:-]?(?:id|token)|sid)"
 )
 
+_NAME_HINT_PATTERN = r"sess|sid|cfid|cftoken|cakephp|token|%|\\|&#"
+_NAME_HINT = re.compile(_NAME_HINT_PATTERN, re.IGNORECASE)
+_NAME_HINT_BYTES = re.compile(_NAME_HINT_PATTERN.encode(), re.IGNORECASE)
+
 register_check_signatures(
     "session_cookie",
     (
@@ -119,6 +123,8 @@ class SessionFixation(Check):
             if not site or any(same_site(site, h) for h in hosts if h):
                 return
             why = f"from {site}"
+        if not _may_name_a_session(view.request.query, view.request.body):
+            return
         for value in view.inputs_for(self.id):
             if value.location.source not in _KEY_SOURCES:
                 continue
@@ -129,6 +135,16 @@ class SessionFixation(Check):
                 continue
             message = f"Session fixation: session id parameter `{value.text}` {why}"
             yield self.finding(value.location, message, value.text, OFFSITE_SCORE)
+
+
+def _may_name_a_session(query: str, body: bytes) -> bool:
+    """A cheap pre-test: could a parameter name here be a session id name?
+
+    Every name this check knows contains one of :data:`_NAME_HINT`'s fragments
+    unless it is encoded, and an encoding needs ``%``, ``\\`` or ``&#``; only then is it
+    worth walking the request's values in Python.
+    """
+    return bool(_NAME_HINT.search(query) or (body and _NAME_HINT_BYTES.search(body)))
 
 
 def referer_host(referer: str) -> str:
