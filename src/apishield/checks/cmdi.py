@@ -1,31 +1,109 @@
-"""OS command injection: shell separators or substitution followed by a command.
+"""OS command injection: shell separators, substitution or shell syntax around a command.
 
-Values are matched as written and, when they hold quoting or variable tricks,
-once more after removing them (``c'a't`` → ``cat``, ``$u/bin$u/id`` → ``/bin/id``).
+Signatures find the unmistakable forms (``; cat /etc/passwd``, ``$(id)``, reverse
+shells, Windows ``FOR ... DO``); gate signatures send the rest to a small shell
+reading (:func:`analyse`): the value is split into simple commands at separators,
+with quoting tricks, unset variables and brace expansion resolved the way a shell
+would (``c'a't`` → ``cat``, ``$u/bin$u/id`` → ``/bin/id``, ``{cat,/etc/passwd}``),
+and each command word is judged against a vocabulary of real commands. Words after
+a separator count only when they are commands with shell-like arguments, so prose
+("rock & roll; fun", "cat lovers welcome") stays clean. A value that simply *is* a
+command line (``ls -la /var/www``) is weaker evidence, reported at ``strict``.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from apishield.checks import ValueCheck, register
 from apishield.findings import Finding
 from apishield.inputs import InputValue
-from apishield.signatures import (
-    BEGIN,
-    END,
-    Hit,
-    best_of,
-    register_check_signatures,
-)
+from apishield.signatures import BEGIN, END, Hit, best_of, register_check_signatures
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
 
 # Commands recognisable on their own right after a separator ("; id", "| whoami").
+_ALONE_WORDS = _words(
+    "id whoami uname ifconfig ipconfig netstat pwd ls ll printenv hostname systeminfo tasklist"
+    " getuid ps dir ver env lastlog lastlogin htop aptitude visudo who uptime lsof nproc lscpu"
+    " chef-shell ansible-console iex iwr irm iwmi rmt-tar rmt-dump"
+)
+# Commands whose name is no English word: any argument makes them count after a separator.
+_DISTINCT_WORDS = _words(
+    "whoami uname ifconfig ipconfig netstat wget curl ncat netcat socat telnet nslookup bash"
+    " zsh ksh csh tcsh sh busybox chmod chown chgrp crontab useradd adduser usermod sudo"
+    " pip3 pipx gcc c89 c99 clang"
+    " gdb strace ltrace nohup base32 base64 xxd cpulimit ssh scp sftp ssh-copy-id rsync tftp"
+    " uconv zstdcat gunzip unxz bsdtar zcat bzcat xzcat lastlog lastlogin htop aptitude apt-get"
+    " dnf rpm dpkg systemctl visudo cscli rmt rmt-tar rmt-dump printenv tasklist systeminfo"
+    " certutil bitsadmin powershell pwsh mshta rundll32 regsvr32 cscript wscript wmic regedit"
+    " bcdboot iwr iex iwmi irm lsof killall pkill nmap tcpdump openssl mkfifo mknod insmod"
+    " modprobe setenforce iptables chattr shred vim gawk xargs egrep hexdump whereis"
+    " ansible ansible-config ansible-galaxy ansible-console ansible-doc ansible-inventory"
+    " ansible-pull ansible-vault ansible-playbook chef-vault chef-shell chef-run"
+    " chef-client aa-disable aa-enforce aa-complain ifup ifdown getent"
+)
+# Commands that are also words ("cat", "more", "time"): they need shell-like arguments.
+_COMMON_WORDS = _words(
+    "cat tac head tail more less nl ls dir echo printf ping dig rm mv cp touch mkdir kill sleep"
+    " find grep sort cut tr rev tee column fold comm bridge date time who top type start net"
+    " timeout cd vi ex rc cmd exec eval source ln file diff wc dd watch mail expand paste split"
+    " awk sed env id ps ver pwd ll uptime nice alias export unset trap set reg md del copy"
+    " python python2 python3 perl ruby php node nodejs lua irb pip yum dash flock perf chef ip nc"
+)
+_COMMANDS = _ALONE_WORDS | _DISTINCT_WORDS | _COMMON_WORDS
+# Words that run the command after them ("time whoami", "nohup sh -c ...").
+_WRAPPERS = _words(
+    "time nohup strace ltrace timeout nice xargs busybox stdbuf setsid exec sudo doas env"
+    " .shell .system .sh . source command builtin"
+)
+# Wrappers no text uses as a word ("nohup who"; but "time who" is prose too).
+_DISTINCT_WRAPPERS = _words("nohup strace ltrace xargs stdbuf setsid sudo doas .shell .system .sh")
+_SHELLS = _words("sh bash zsh ksh csh tcsh dash ash fish busybox")
+# Interpreters and the option that makes them run the next argument as code.
+_CODE_FLAGS = {
+    **dict.fromkeys(_SHELLS, frozenset({"-c"})),
+    **dict.fromkeys(("python", "python2", "python3"), frozenset({"-c"})),
+    **dict.fromkeys(("perl", "ruby", "node", "nodejs", "lua"), frozenset({"-e", "-E"})),
+    "php": frozenset({"-r"}),
+    "gdb": frozenset({"-ex"}),
+    "find": frozenset({"-exec", "-execdir"}),
+    "nc": frozenset({"-e", "-c"}),
+    "ncat": frozenset({"-e", "-c"}),
+    **dict.fromkeys(("c89", "c99", "gcc", "cc", "clang"), frozenset({"-wrapper"})),
+}
+# Files and binaries a path glob is resolved against ("/???/??t" → "/bin/cat").
+_BINARIES = "sh bash dash zsh ksh cat ls id nc netcat ncat uname whoami wget curl python perl php"
+_SENSITIVE_PATHS = tuple(
+    [f"/etc/{n}" for n in ("passwd", "shadow", "group", "hosts", "sudoers", "crontab", "issue")]
+    + [
+        f"{d}/{b}"
+        for d in ("/bin", "/usr/bin", "/sbin", "/usr/sbin", "/usr/local/bin")
+        for b in _BINARIES.split()
+    ]
+    + ["/proc/self/environ", "/dev/tcp"]
+)
+# Windows commands whose first argument says they are commands ("net view", "reg query").
+_SUBCOMMANDS = {
+    "net": _words("view user users localgroup group share use session accounts config start stop"),
+    "reg": _words("query add delete export import save"),
+}
+_SENSITIVE_ARGS = _words("passwd shadow sudoers authorized_keys id_rsa .htpasswd")
+
+_SEP = r"(?:[;|\n`]|&&?|\$\(|[<>]\()"
+# Command words in groups of alternatives small enough for one hyperscan pattern each.
+_CMD = sorted((re.escape(w) for w in _COMMANDS | _WRAPPERS), key=len, reverse=True)
+_COMMAND_GROUPS = tuple("|".join(_CMD[i::4]) for i in range(4))
 _ALONE = (
     r"(?:id|whoami|uname|ifconfig|ipconfig|netstat|pwd|ls|printenv|hostname|systeminfo"
     r"|tasklist|ver|getuid|ps|dir)"
 )
-# Commands that need a shell-like argument to count ("; cat /etc/passwd").
 _WITH_ARG = (
     r"(?:cat|tac|head|tail|more|less|nl|ls|dir|echo|printf|ping|nslookup|dig|curl|wget"
     r"|nc|ncat|netcat|telnet|bash|sh|zsh|ksh|csh|dash|python[23]?|perl|ruby|php|node|lua"
@@ -33,12 +111,28 @@ _WITH_ARG = (
     r"|crontab|tftp|ftp|ssh|scp|socat|nohup|exec|eval|cmd|powershell|pwsh|certutil"
     r"|bitsadmin|type|wmic|mshta|rundll32|regsvr32|cscript|wscript|net|reg|start|timeout)"
 )
-_SEP = r"(?:[;|\n`]|&&?|\$\()"
-_ARG = r"\s+(?:[-/$~.'\"\\%]|[a-z]:[\\/])[^\s;|&`]*"
+_ARG = r"\s+(?:-\w|[/$~.'\"\\%]|[a-z]:[\\/])[^\s;|&`]*"
 _END = rf"(?:\s*{END}|\s*[;|&`)<>]|\\[nr])"  # a written "\n" ends a line in many sinks
-_DEOBFUSCATE = re.compile(r"\$\{[^}\s]{0,20}\}|\$[a-z_]\w*|\$[@*#?\d]|['\"\\^]", re.IGNORECASE)
-_IFS = re.compile(r"\$\{?IFS\}?(?:\$\d)?", re.IGNORECASE)
-_TRICKS = frozenset("'\"\\$^")
+_START = rf"(?:{BEGIN}|{_SEP}|[=(&|])[\s+]*"
+_BATCH_VAR = r"%%?[^\s%]*"
+_BATCH_COND = (
+    r"if(?:\s*/i\b|(?:\s+not)?\s+(?:(?:exist|errorlevel|cmdextversion)\s+\S"
+    r"|defined\s+\w+\s+(?:\(|@?(?:echo|set|goto|call|exit|cmd)\b)"
+    r"|\S+\s+(?:equ|neq|lss|leq|gtr|geq)\s+\S|[^\s=]*%[^\s=]*\s*=="
+    r"|[\[\"][^\s=]*\s*==\s*[\[\"]))"
+)
+_MAIL = re.compile(
+    r"[\r\n]\s*(?:(?:mail\s+from|rcpt\s+to)\s*:\s*<|(?:ehlo|helo)\s+[\w-]+\.\w"
+    r"|apop\s+\S+\s+[0-9a-f]{16}|auth\s+[\w-]+\s+[a-z0-9+/]+={1,2}"
+    r"|\w{1,8}\s+(?:(?:examine|select|status)\s+inbox\b|append\s+\S+\s+\(\\\w+\)"
+    r"|authenticate\s+(?:plain|login|cram-md5|gssapi)\b|uid\s+(?:store|fetch|copy|search)\s"
+    r"|store\s+[\d:,*]+\s+[+-]?flags\b|copy\s+\d+:\d+\s|list\s+\"[^\"]*\"\s+\"\*?\"))",
+    re.IGNORECASE,
+)
+_BATCH_IF = re.compile(rf"(?:^|[&|;(\n])\s*@?{_BATCH_COND}", re.IGNORECASE)
+# Gates whose hit is verified by a Python pattern: the pair would make the hyperscan
+# database several times slower to compile.
+_VERIFIED = {"cmdi.batch_if_gate": _BATCH_IF, "cmdi.mail_gate": _MAIL}
 
 register_check_signatures(
     "cmdi",
@@ -53,7 +147,7 @@ register_check_signatures(
         ("chained_arg", rf"{_SEP}\s*{_WITH_ARG}{_ARG}", "chained command", 90),
         (
             "binary_path",
-            rf"(?:{BEGIN}|[;|&`(\n]\s*)/(?:usr/(?:local/)?)?s?bin/\w",
+            rf"(?:{BEGIN}|[;|&`(\n=]\s*|\\[nr])/(?:usr/(?:local/)?)?s?bin/\w",
             "binary path",
             85,
         ),
@@ -66,6 +160,29 @@ register_check_signatures(
             r"\b(?:powershell|pwsh)(?:\.exe)?\s+-(?:e|enc|encodedcommand|c|command|nop|w)\b",
             "PowerShell",
             90,
+        ),
+        (
+            "powershell_cmdlet",
+            r"\b(?:invoke-(?:webrequest|expression|restmethod|command|wmimethod|item)"
+            r"|new-object\s+(?:system\.)?net\.webclient|start-process)"
+            r"\s+(?:-\w|https?://|\(|\$|['\"]|[\w.-]+\.ps1\b)",
+            "PowerShell",
+            90,
+        ),
+        (
+            "batch_for",
+            rf"\bfor(?:\s+/[a-z](?:\s+\"[^\"\x00]*\"|\s+[a-z]:\\[^\s\x00]*)?)*\s+{_BATCH_VAR}"
+            r"\s+in\s*\([^)\x00]*\)\s*do\b",
+            "batch FOR loop",
+            90,
+        ),
+        ("batch_if_gate", rf"(?:{BEGIN}|[&|;(\n])\s*@?if[\s/]", "batch IF command", 0),
+        (
+            "mail_gate",
+            r"[\r\n]\s*(?:mail\s+from|rcpt\s+to|ehlo|helo|apop|auth|\w+\s+(?:examine|select"
+            r"|status|append|authenticate|uid|store|copy|list))[\s:]",
+            "mail protocol command",
+            0,
         ),
         ("shellshock", r"\(\s*\)\s*\{\s*:?\s*;?\s*\}\s*;", "Shellshock function definition", 95),
         ("function_value", rf"{BEGIN}\s*\(\s*\)[\s.]*\{{", "Shellshock function definition", 90),
@@ -88,8 +205,52 @@ register_check_signatures(
             "PHP request variable",
             80,
         ),
+        # Gates: a command word at a command position, or shell syntax the analysis reads.
+        *(
+            (
+                f"command_gate_{index}",
+                rf"(?:{BEGIN}|[;|&\n`(=<>])(?:[\s'\"\\+]|\\[nr])*(?:{words})(?:[\s'\"\\<|&;`)+\x00]|$)",
+                "command",
+                0,
+            )
+            for index, words in enumerate(_COMMAND_GROUPS)
+        ),
+        (
+            "trick_gate",
+            rf"{_START}(?:['\"\\]*[a-z0-9]+(?:['\"\\^]+[a-z0-9]+)+|[\w/]*\$[a-z_@*#?!$\d{{-]"
+            r"|\w+(?:``|\$\(\)|[<>]\(\)))",
+            "quoting trick",
+            0,
+        ),
+        (
+            "glob_gate",
+            r"/[\w.-]*(?:\[[^\]\s/\x00]*\]|\?|\*)[\w.?*\[\]-]*/|/[\w.-]*\[[^\]\s\x00]{1,12}\]",
+            "path glob",
+            0,
+        ),
+        ("brace_gate", r"\{[\w\-/.$'\"?*#]*,[\w\-/.$'\"?*#,]*\}", "brace expansion", 0),
+        ("function_gate", r"[\w:.][\s+]*\([\s+]*\)[\s+]*\{[^}\x00]*[|&]", "shell function", 0),
+        (
+            "path_gate",
+            r"(?:[;|&\n`(=<>]|\\[nr])[\s+]*/?(?:usr/)?(?:local/)?s?bin/\w",
+            "binary path",
+            0,
+        ),
+        ("heredoc_gate", r"\w\s*<<<", "here-string", 0),
+        ("alias_gate", rf"{_START}alias\s+(?:[-+]\w+\s+)*['\"]?[\w.-]+['\"]?=", "alias", 0),
+        ("shell_var_gate", r"\$\{?SHELL\}?\s+-c\b", "shell invocation", 0),
     ),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """What :func:`analyse` recognised: a kind, the evidence, and whether only ``strict`` acts."""
+
+    kind: str
+    evidence: str
+    score: int
+    strict: bool = False
 
 
 @register
@@ -102,19 +263,320 @@ class CommandInjection(ValueCheck):
     description = "Shell command injection in any request value"
 
     def inspect(self, value: InputValue, hits: Sequence[Hit]) -> Finding | None:
-        text = value.text
-        hit, _ = best_of(hits)
-        if hit is None and self.wants(text):
-            hit, _ = self.signature_set.best(deobfuscate(text))
-        if hit is None:
-            return None
-        return self.found(value, hit.signature.label, hit.evidence, hit.signature.score)
+        hit, gated = best_of(hits)
+        if hit is not None and (hit.signature.score >= 90 or not gated):
+            return self.found(value, hit.signature.label, hit.evidence, hit.signature.score)
+        judged = _verified(value.text, hits) if gated else None
+        if judged is None and gated:
+            judged = _analyse_near(value.text, hits)
+        if judged is not None and (self.strict or not judged.strict):
+            return self.found(value, judged.kind, judged.evidence, judged.score)
+        if hit is not None:
+            return self.found(value, hit.signature.label, hit.evidence, hit.signature.score)
+        return None
 
-    def wants(self, text: str) -> bool:
-        """Values with quoting or expansion tricks are rescanned without them."""
-        return not _TRICKS.isdisjoint(text)
+
+def _verified(text: str, hits: Sequence[Hit]) -> Judgement | None:
+    """The first gate hit that its Python pattern confirms, as a judgement."""
+    for hit in hits:
+        pattern = _VERIFIED.get(hit.signature.name)
+        found = pattern.search(text) if pattern is not None else None
+        if found is not None:
+            return Judgement(hit.signature.label, found.group(0).strip(), 85)
+    return None
 
 
-def deobfuscate(text: str) -> str:
-    """``text`` with shell quoting, escapes and variable expansions removed."""
-    return _DEOBFUSCATE.sub("", _IFS.sub(" ", text))
+def _analyse_near(text: str, hits: Sequence[Hit]) -> Judgement | None:
+    """:func:`analyse` of ``text``, or of the stretches around its gate hits when it is long."""
+    if len(text) <= _WINDOW_AFTER * 4:
+        return analyse(text)
+    starts = sorted({h.start for h in hits if h.signature.score == 0})[:_MAX_WINDOWS]
+    best: Judgement | None = None
+    end = -1
+    for start in starts:
+        if start < end:
+            continue
+        end = start + _WINDOW_AFTER
+        judged = analyse(text[max(0, start - _WINDOW_BEFORE) : end])
+        if judged is not None and not judged.strict:
+            return judged
+        best = best or judged
+    return best
+
+
+# -- the shell reading -------------------------------------------------------------------
+
+_WRITTEN_NEWLINE = re.compile(r"(?:^|(?<=[;|&\s]))\\[nr]|\\[nr](?=[;|&\s]|$)")
+_IFS = re.compile(r"\$\{?IFS\}?(?:\$\d)?", re.IGNORECASE)
+_ASSIGNMENT = re.compile(r"(?:^|(?<=[;&|\s]))([a-z_]\w*)=((?:\\.|[^\s;&|`\\])*)", re.IGNORECASE)
+_MAX_BRACES = 4
+# Long values are read only around their gate hits: this much text before and after.
+_WINDOW_BEFORE, _WINDOW_AFTER, _MAX_WINDOWS = 64, 256, 16
+_LINE_ENDS = frozenset(("", ";", "|", "||", "&", "&&"))
+_ESCAPED = re.compile(r"\\(.)")
+_VARIABLE = re.compile(r"\$\{([a-z_]\w*)\}|\$([a-z_]\w*)", re.IGNORECASE)
+_TRICK = re.compile(r"\$(?=['\"])|\$\{[^}\s]{0,20}\}|\$[@*#?!$\d_-]|\$\(\)|``|[<>]\(\)|['\"\\^]")
+_SPLIT = re.compile(r"(;|\|\||\||&&|&|\n|\r|`|\$\(|[<>]\(|\(|\)|<<<|\{|\})")
+_BRACE = re.compile(r"\{([^{}\s,]*(?:,[^{}\s,]*)+)\}")
+_SPACE = re.compile(r"\s")
+_ONE_CHAR_CLASS = re.compile(r"\[([^\]!^])\]")
+_VERSIONED = re.compile(r"([a-z][a-z-]*?)\d+(?:\.\d+)*")
+_SHELL_ARG = re.compile(
+    r"-{1,2}\w|\+\w|[/~.$%\\'\"*]|[a-z]:[\\/]|\w+://|\d+\.\d+\.\d+\.\d+|[<>]", re.IGNORECASE
+)
+_FUNCTION = re.compile(r"([\w:.]+)\s*\(\s*\)\s*\{(.*?)\}", re.DOTALL)
+_ALIAS = re.compile(r"alias\s+(?:[-+]\w+\s+)*['\"]?([\w.-]+)['\"]?=([^\s;&|]+)", re.IGNORECASE)
+_KEY_VALUE = re.compile(r"[\w.\[\]-]+=(?=\S)")
+_ALNUM = re.compile(r"[a-z0-9]")
+_TRICK_CHAR = re.compile(r"['\"\\`^]|\$.")
+_WRITTEN_SPLIT = re.compile(r"[\s;|&<>{}+]+")
+_BRACE_COMMAND = re.compile(r"(?:^|[;&|\n`(])\s*([^\s{]*\{[^{}\s,]*(?:,[^{}\s,]*)+\}\S*)")
+_COMPILER_WRAPPER = re.compile(r"-wrapper\s+(?:/\S*/)?(?:sh|bash|dash|zsh|ksh),-c\b")
+_WRAPPER_OPTION = re.compile(r"-[\w-]+|\d+[smhd]?")
+_SHELL_VARIABLE = re.compile(r"\$\{?SHELL\}?\s+-c\b")
+_DEV_TCP = re.compile(r"/dev/(?:tcp|udp)/\S+")
+_GLOB_PATH = re.compile(r"/[^\s;|&`'\"<>(){}]*")
+
+
+@dataclass(frozen=True, slots=True)
+class _Command:
+    """One simple command: its words, what came before it, and its raw text."""
+
+    words: tuple[str, ...]
+    after: str  # the separator before it; "" at the start of the value
+    raw: str
+    then: str  # the separator after it
+
+
+def analyse(text: str) -> Judgement | None:
+    """Read ``text`` as a shell would and judge its commands; None when none is one."""
+    if " " not in text and "+" in text:
+        text = text.replace("+", " ")
+    text = _WRITTEN_NEWLINE.sub("\n", text)
+    found = _special_forms(text)
+    if found is not None:
+        return found
+    readings = [text]
+    key_value = _KEY_VALUE.match(text)
+    if key_value is not None:
+        readings.append(text[key_value.end() :])
+    best: Judgement | None = None
+    for reading in readings:
+        tricked = _tricked_words(reading)
+        for commands, hidden in (
+            (_commands(reading), frozenset[str]()),
+            (_commands(_resolve(reading)), tricked),
+        ):
+            for index, command in enumerate(commands):
+                following = commands[index + 1] if index + 1 < len(commands) else None
+                judged = _judge(command, following, hidden)
+                if judged is not None and not judged.strict:
+                    return judged
+                best = best or judged
+    return best
+
+
+def _special_forms(text: str) -> Judgement | None:
+    """Fork bombs, aliases, ``$SHELL -c``, reverse shells and globs of sensitive files."""
+    for function in _FUNCTION.finditer(text):
+        name = re.escape(function.group(1))
+        if re.search(rf"(?<![\w.:]){name}\s*(?:\(\s*\)\s*)?[|&]", function.group(2)):
+            return Judgement("fork bomb", function.group(0), 95)
+    for alias in _ALIAS.finditer(text):
+        if _base(_clean_word(alias.group(2))) in _COMMANDS:
+            return Judgement("command alias", alias.group(0), 90)
+    shell = _SHELL_VARIABLE.search(text) or _COMPILER_WRAPPER.search(text)
+    if shell is not None:
+        return Judgement("shell invocation", shell.group(0), 90)
+    unquoted = _unquote(text)
+    for braced in _BRACE_COMMAND.finditer(unquoted):
+        expanded = _expand_braces(braced.group(1)).split()
+        if expanded and _base(expanded[0]) in _COMMANDS:
+            return Judgement("brace-expanded command", braced.group(1), 90)
+    resolved = _expand_braces(unquoted)
+    reverse = _DEV_TCP.search(resolved)
+    if reverse is not None:
+        return Judgement("reverse shell", reverse.group(0), 95)
+    for path in _GLOB_PATH.finditer(resolved):
+        sensitive = _glob_target(path.group(0))
+        if sensitive is not None:
+            return Judgement(f"path glob for {sensitive}", path.group(0), 90)
+    return None
+
+
+def _glob_target(path: str) -> str | None:
+    """The sensitive file or binary that the glob ``path`` names, if any."""
+    if not any(c in path for c in "?*["):
+        return None
+    pattern = path.lower().replace("[?]", "?")
+    depth = re.sub(r"\[[^\]]*\]", "x", pattern).count("/")  # slashes in [...] do not count
+    return next(
+        (p for p in _SENSITIVE_PATHS if p.count("/") == depth and fnmatch.fnmatchcase(p, pattern)),
+        None,
+    )
+
+
+def _resolve(text: str) -> str:
+    """``text`` with variables substituted, quoting tricks removed and braces expanded."""
+    return _expand_braces(_unquote(text))
+
+
+def _unquote(text: str) -> str:
+    """``text`` with variables substituted (unset ones empty) and quoting tricks removed."""
+    text = _IFS.sub(" ", text)
+    variables = {m.group(1): _ESCAPED.sub(r"\1", m.group(2)) for m in _ASSIGNMENT.finditer(text)}
+    if variables:
+        text = _VARIABLE.sub(lambda m: variables.get(m.group(1) or m.group(2), m.group(0)), text)
+    return _VARIABLE.sub("", _TRICK.sub("", text))
+
+
+def _tricked_words(text: str) -> frozenset[str]:
+    """The words of ``text`` that hide a quote, escape or expansion after their first letter,
+    as a shell reads them (``c'a't`` → ``cat``, ``ping$()`` → ``ping``)."""
+    return frozenset(
+        _base(_VARIABLE.sub("", _clean_word(word)))
+        for word in _WRITTEN_SPLIT.split(text.lower())
+        if _has_inner_trick(word)
+    )
+
+
+def _has_inner_trick(word: str) -> bool:
+    first = _ALNUM.search(word)
+    return first is not None and _TRICK_CHAR.search(word, first.end()) is not None
+
+
+def _expand_braces(text: str) -> str:
+    """Brace expansion of words: ``{cat,/etc/passwd}`` → ``cat /etc/passwd``.
+
+    Only a few groups are expanded: each one multiplies the words it is in.
+    """
+    if text.count("{") > _MAX_BRACES:
+        return text
+    for _ in range(_MAX_BRACES):
+        group = _BRACE.search(text)
+        if group is None:
+            break
+        start = max(text.rfind(c, 0, group.start()) for c in " \t\n") + 1
+        end = _SPACE.search(text, group.end())
+        stop = end.start() if end is not None else len(text)
+        prefix, suffix = text[start : group.start()], text[group.end() : stop]
+        words = (f"{prefix}{part}{suffix}" for part in group.group(1).split(","))
+        text = text[:start] + " ".join(w for w in words if w) + text[stop:]
+    return text
+
+
+def _commands(text: str) -> list[_Command]:
+    """``text`` split into simple commands at shell separators."""
+    parts = _SPLIT.split(text)
+    commands = []
+    after = ""
+    for index in range(0, len(parts), 2):
+        raw = parts[index]
+        then = parts[index + 1] if index + 1 < len(parts) else ""
+        if raw.strip():
+            commands.append(_Command(tuple(raw.split()), after, raw, then))
+        after = then or after
+    return commands
+
+
+def _judge(
+    command: _Command, following: _Command | None, tricked: frozenset[str]
+) -> Judgement | None:
+    """Whether one simple command is a real command in a place a shell would run it.
+
+    ``tricked`` holds the command words the value hides behind quoting tricks, when
+    ``command`` comes from its resolved reading (empty for the value as written).
+    """
+    unassigned = [w for w in command.words if not _is_assignment(w)]
+    if not unassigned:
+        return None
+    evidence = command.raw.strip()[:120]
+    if _pipes_to_shell(command, following):
+        return Judgement("pipe into a shell", evidence, 95)
+    if _runs_code(_base(_clean_word(unassigned[0])), unassigned[1:]):
+        return Judgement("shell invocation", evidence, 95)
+    words, wrapper = _unwrap(unassigned)
+    word = _clean_word(words[0])
+    name = _base(word)
+    if name not in _COMMANDS:
+        return None
+    args = words[1:]
+    if _runs_code(name, args):
+        return Judgement("shell invocation", evidence, 95)
+    if (len(name) > 2 or name in _ALONE_WORDS) and (
+        _base(_clean_word(unassigned[0])) in tricked or name in tricked
+    ):
+        return Judgement("obfuscated command", evidence, 90)
+    if command.then == "<<<":
+        return Judgement("here-string to a command", evidence, 90)
+    shell_args = any(
+        _SHELL_ARG.match(a)
+        or a.lower() in _SENSITIVE_ARGS
+        or a.lower() in _SUBCOMMANDS.get(name, ())
+        for a in args
+    )
+    distinct = name in _DISTINCT_WORDS or (name in _ALONE_WORDS and name not in _COMMON_WORDS)
+    substituted = command.after in ("$(", "<(", ">(")
+    if not (substituted or (name in _ALONE_WORDS if not args else distinct or shell_args)):
+        return None
+    if command.after == "\n" and not args and command.then not in _LINE_ENDS:
+        return None  # a word alone on a line is a list item, not a command
+    if command.after and command.after not in ("(", ")", "{", "}"):
+        return Judgement("chained command", evidence, 90)
+    if wrapper and (distinct or wrapper in _DISTINCT_WRAPPERS):
+        return Judgement("wrapped command", evidence, 85)
+    if distinct and shell_args:
+        return Judgement("command line", evidence, 75)
+    if args and (shell_args or distinct):
+        return Judgement("command line", evidence, 70, strict=True)
+    return None
+
+
+def _unwrap(words: list[str]) -> tuple[list[str], str]:
+    """``words`` without leading wrappers (``time``, ``nohup -x``) when a command follows,
+    and the first wrapper ("" when there was none)."""
+    rest = words
+    while len(rest) > 1 and _clean_word(rest[0]).lower() in _WRAPPERS:
+        rest = rest[1:]
+        while len(rest) > 1 and _WRAPPER_OPTION.fullmatch(rest[0]):
+            rest = rest[1:]
+    if rest is words or _base(_clean_word(rest[0])) not in _COMMANDS:
+        return words, ""
+    return rest, _clean_word(words[0]).lower()
+
+
+def _runs_code(name: str, args: Sequence[str]) -> bool:
+    """True when ``name`` runs its arguments as code (``sh -c``, ``perl -e``, ``vim -c:!``)."""
+    flags = _CODE_FLAGS.get(name)
+    lowered = [a.lower() for a in args]
+    if flags is not None and any(a in flags or a.startswith("-c:") for a in lowered):
+        return True
+    if name in ("powershell", "pwsh") and args:
+        return True
+    return name in ("vi", "vim", "ex", "gdb") and any("!" in a for a in args)
+
+
+def _pipes_to_shell(command: _Command, following: _Command | None) -> bool:
+    return (
+        command.then == "|"
+        and following is not None
+        and _base(_clean_word(following.words[0])) in _SHELLS
+    )
+
+
+def _is_assignment(word: str) -> bool:
+    return re.fullmatch(r"[a-z_]\w*=.*", word, re.IGNORECASE) is not None
+
+
+def _clean_word(word: str) -> str:
+    """``word`` without quoting tricks, one-character glob classes resolved (``adduse[r]``)."""
+    return _ONE_CHAR_CLASS.sub(r"\1", _TRICK.sub("", word))
+
+
+def _base(word: str) -> str:
+    """A command word's name: without its directory, leading ``@`` or version suffix."""
+    name = word.rsplit("/", 1)[-1].lstrip("@\\").lower()
+    if name in _COMMANDS:
+        return name
+    versioned = _VERSIONED.fullmatch(name)
+    return versioned.group(1) if versioned is not None else name
