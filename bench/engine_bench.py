@@ -11,6 +11,8 @@ Builds ``Engine(policy_from_dict({}))`` (the default policy), turns every corpus
 into an :class:`apishield.http.Request`, warms up, then times each ``engine.inspect`` with
 ``time.perf_counter_ns`` on one pinned core. Reports median, p90, p99 and max in µs,
 requests/s of engine time, and how many requests were blocked, per corpus and combined.
+Runs twice: with the engine's memo of signature scans (the default; repeated texts are
+not scanned again) and without it (every value scanned as if never seen before).
 Corpora are read where they are; nothing is copied.
 """
 
@@ -179,9 +181,24 @@ def row(result: Result) -> str:
     )
 
 
-def report(
-    command: str, machine: dict[str, str], results: list[Result], combined: Result, notes: list[str]
-) -> str:
+Variant = tuple[str, list[Result], Result]  # title, per-corpus results, combined
+
+
+def results_table(title: str, results: list[Result], combined: Result) -> list[str]:
+    return [
+        f"### {title}",
+        "",
+        "| corpus | requests | median | p90 | p99 | max | req/s (1 core) | blocked "
+        "| attacks blocked | benign blocked | rejected |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *[row(r) for r in results],
+        row(combined),
+        "",
+    ]
+
+
+def report(command: str, machine: dict[str, str], variants: list[Variant], notes: list[str]) -> str:
+    combined = variants[0][2]
     out = [
         "# apishield engine micro-benchmark",
         "",
@@ -206,13 +223,8 @@ def report(
         "one core; blocked = verdict `block` (HTTP 403), rejected = verdict `reject` "
         "(malformed or oversized input, 4xx).",
         "",
-        "| corpus | requests | median | p90 | p99 | max | req/s (1 core) | blocked "
-        "| attacks blocked | benign blocked | rejected |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        *[row(r) for r in results],
-        row(combined),
-        "",
-        f"## The {SLOWEST} slowest requests",
+        *[line for variant in variants for line in results_table(*variant)],
+        f"## The {SLOWEST} slowest requests (scan memo on)",
         "",
         "| µs | corpus record id | body bytes | verdict |",
         "|---:|---|---:|---|",
@@ -227,6 +239,24 @@ def report(
         "",
     ]
     return "\n".join(out)
+
+
+def measure(
+    engine: Engine, title: str, corpora: list[tuple[str, list[Record]]], warmup: int
+) -> Variant:
+    """Warm ``engine`` up on every corpus, then time every record of each."""
+    for name, records in corpora:
+        run(engine, f"warm-up {name}", records[:warmup])
+    gc.collect()
+    results: list[Result] = []
+    combined = Result("**combined**")
+    for name, records in corpora:
+        result = run(engine, name, records)
+        results.append(result)
+        combined.add(result)
+        print(row(result))
+    print(row(combined))
+    return title, results, combined
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -249,6 +279,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     engine = Engine(policy_from_dict({}))
     build_ms = (time.perf_counter() - started) * 1000
+    engines = {
+        "Scan memo on (the default)": engine,
+        "Scan memo off (every value scanned as if never seen)": Engine(
+            policy_from_dict({}), scan_memo=False
+        ),
+    }
     checks = ", ".join(c.check.id for c in engine.checks)
     print(f"engine built in {build_ms:.0f} ms; checks: {checks}")
 
@@ -261,18 +297,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{path}: {len(records):,} records loaded in {time.perf_counter() - load_start:.1f} s"
         )
 
-    for name, records in corpora:
-        run(engine, f"warm-up {name}", records[: args.warmup])
-    gc.collect()
-
-    results: list[Result] = []
-    combined = Result("**combined**")
-    for name, records in corpora:
-        result = run(engine, name, records)
-        results.append(result)
-        combined.add(result)
-        print(row(result))
-    print(row(combined))
+    variants: list[Variant] = []
+    for title, variant_engine in engines.items():
+        print(title)
+        variants.append(measure(variant_engine, title, corpora, args.warmup))
 
     notes = [
         f"Checks enabled by the default policy: {checks}. Engine compiled in {build_ms:.0f} ms.",
@@ -286,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "The machine may be shared with other work; the pinned core is not isolated.",
     ]
     machine["load average at end"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    text = report(command, machine, results, combined, notes)
+    text = report(command, machine, variants, notes)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     print(f"wrote {args.out}")

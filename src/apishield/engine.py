@@ -136,7 +136,9 @@ class Engine:
 
     ``clock`` (monotonic seconds) times the engine; ``wall_clock`` stamps events.
     ``checks`` replaces the registry of available checks (default: every registered
-    check). All three are injectable for tests and embedding.
+    check). All three are injectable for tests and embedding. ``scan_memo=False``
+    turns off the memo of signature scans (:class:`~apishield.checks.ValueScanner`),
+    for benchmarks that want the cost of values never seen before.
     """
 
     def __init__(
@@ -146,6 +148,7 @@ class Engine:
         clock: Callable[[], float] = time.perf_counter,
         wall_clock: Callable[[], float] = time.time,
         checks: Mapping[str, type[Check]] | None = None,
+        scan_memo: bool = True,
     ) -> None:
         self.policy = policy
         self.clock = clock
@@ -164,7 +167,10 @@ class Engine:
         )
         value_checks = [c for c in self.checks if isinstance(c.check, ValueCheck)]
         self.value_checks = {c.check.id: c for c in value_checks}
-        self.value_scanner = ValueScanner([c.check for c in value_checks])  # type: ignore[misc]
+        self.value_scanner = ValueScanner(
+            [c.check for c in value_checks],  # type: ignore[misc]
+            memo=scan_memo,
+        )
         self.checks_by_phase: dict[Phase, tuple[_CompiledCheck, ...]] = {
             phase: tuple(
                 c
@@ -218,7 +224,7 @@ class Engine:
         return tx
 
 
-def _strongest_first(candidate: tuple[InputValue, ValueCheck, list[Hit]]) -> int:
+def _strongest_first(candidate: tuple[InputValue, ValueCheck, Sequence[Hit]]) -> int:
     """Sort key: the candidate's best signature score, highest first."""
     return -max((hit.signature.score for hit in candidate[2]), default=0)
 
