@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from apishield.checks.ssti import accessed_dunders, expression_kind, tokenize
+from apishield.checks.ssti import accessed_dunders, expression_kind, expressions, tokenize
 
 
 def test_tokenize_keeps_strings_names_numbers_and_operators() -> None:
@@ -56,3 +56,10 @@ def test_accessed_dunders_sees_through_spelling(expression: str, dunders: list[s
 )
 def test_expression_kind(expression: str, kind: str) -> None:
     assert expression_kind(expression) == kind
+
+
+def test_expressions_sees_overlapping_and_unclosed_forms() -> None:
+    found = [m.group(0) for m in expressions("a ${{7*7}} b {{x.__class__")]
+    assert found == ["${{7*7}", "{{7*7}}", "{{x.__class__"]
+    assert [m.group(0) for m in expressions("{{a}} {{b}}", 3)] == ["{{b}}"]
+    assert list(expressions("{{\x01__class__}}")) == []  # binary data is no template

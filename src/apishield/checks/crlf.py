@@ -19,7 +19,8 @@ A line break is judged by where it arrived and by what follows it:
   Log records and generic headers after a token count at ``strict``.
 
 Unicode code points whose low byte is CR or LF (``嘍嘊``, U+560D/U+560A), which some
-servers truncate to bytes, count as breaks when a header-shaped line follows.
+servers truncate to bytes, count as breaks right before a known header or a status
+line (alone they are Cantonese text).
 A request line inside a head value (``GET http://x HTTP/1.1``) is request smuggling
 even without a break.
 """
@@ -32,7 +33,7 @@ from collections.abc import Sequence
 from apishield.checks import ValueCheck, register
 from apishield.findings import Finding, Source
 from apishield.inputs import InputValue
-from apishield.signatures import BEGIN, Hit, best_of, register_check_signatures
+from apishield.signatures import BEGIN, Hit, register_check_signatures
 
 SPLIT_SCORE = 90
 INJECTION_SCORE = 85
@@ -45,9 +46,10 @@ _METHODS = (
     "|COPY|MOVE|LOCK|UNLOCK"
 )
 _BREAKS = re.compile(r"\r\n?|\n")
-_FOLDED = str.maketrans({"\u560d": "\r", "\u560a": "\n"})
 _STATUS_LINE = re.compile(r"[ \t]*HTTP/\d(?:\.\d)?[ \t]+\d{3}\b", re.IGNORECASE)
-_REQUEST_LINE = re.compile(rf"[ \t]*(?:{_METHODS})[ \t]+\S+[ \t]+HTTP/\d", re.IGNORECASE)
+# Upper case, as servers require ("get started with http/2" is a search); ``+``
+# separates like a space, as form encoding spells it (``GET+/+HTTP/1.1``).
+_REQUEST_LINE = re.compile(rf"[ \t]*(?:{_METHODS})[ \t+]+[^\s+]+[ \t+]+HTTP/\d")
 _EMBEDDED_REQUEST = re.compile(rf"\S*?(?:{_METHODS})[ \t]+\S+[ \t]+HTTP/\d(?:\.\d)?[ \t]*$")
 _HEADER = re.compile(r"[ \t]*([A-Za-z][A-Za-z0-9_-]*)[ \t]*:(?!//)[ \t]*(.*)")
 _ASSIGNMENT = re.compile(r"[ \t]*[A-Za-z_][\w.\[\]-]*=\S*[ \t]*$")
@@ -116,7 +118,11 @@ _KNOWN_HEADERS = frozenset(
         "x-forwarded-proto",
     }
 )
-_HEADER_NAMES = "|".join(sorted(_KNOWN_HEADERS))
+# U+560A/U+560D, cut to their low byte by some servers, become LF/CR: counted as
+# breaks only right before a known header or a status line (嘍 is Cantonese text).
+_FOLDED_SPLIT = re.compile(
+    rf"[\u560a\u560d]+(?:(?:{'|'.join(sorted(_KNOWN_HEADERS))})[ \t]*:|HTTP/\d)", re.IGNORECASE
+)
 # In bodies a header line counts only with its own value grammar (YAML's
 # ``location: Berlin`` is no ``Location: /login``).
 _HEADER_VALUES: dict[str, re.Pattern[str]] = {
@@ -134,31 +140,20 @@ _HEADER_VALUES: dict[str, re.Pattern[str]] = {
 register_check_signatures(
     "crlf",
     (
-        (
-            "folded_split",
-            rf"\xe5\x98[\x8a\x8d](?:\xe5\x98[\x8a\x8d])*[ \t]*(?:{_HEADER_NAMES})"
-            r"[ \t]*:",
-            "Unicode-folded CRLF header injection",
-            SPLIT_SCORE,
-        ),
-        # Gates: the shapes inspect judges by location.
+        # Gates only: inspect judges the shapes by location. Kept small and without
+        # start offsets: they run on every value of every request.
         ("token_line", rf"{BEGIN}[^\s\x00]*[\r\n]", "line break after a token", 0),
-        (
-            "protocol_line",
-            rf"[\r\n][ \t]*(?:HTTP/\d|(?:{_HEADER_NAMES})[ \t]*:"
-            r"|[a-z][a-z0-9]*-[a-z0-9-]+[ \t]*:)",
-            "protocol line after a break",
-            0,
-        ),
-        ("request_line", rf"(?-i:{_METHODS})\s+[^\s\x00]+\s+HTTP/\d", "request line", 0),
+        ("header_line", r"[\r\n][a-z][\w-]*[ \t]?:", "header-shaped line after a break", 0),
+        ("status_line", r"[\r\n][ \t]*HTTP/\d", "status line after a break", 0),
         (
             "log_line",
-            r"[\r\n][ \t]*(?:\[?\d{4}-\d\d-\d\d[T ]\d\d:\d\d|\[\d\d?/[a-z]{3}/\d{4}:"
-            r"|[a-z]{3} [ \d]\d \d\d:\d\d:\d\d|\d{1,3}(?:\.\d{1,3}){3} "
-            r"|(?-i:\[?[A-Z][A-Z0-9_]{2,}))",
+            r"[\r\n]\[?(?:\d{1,3}\.\d|\d{4}-\d\d-|\d\d?/[a-z]{3}/|info\b|warn|error\b|debug\b"
+            r"|trace\b|fatal\b|critical\b|notice\b|severe\b|alert\b|emerg)",
             "log record after a break",
             0,
         ),
+        ("request_line", rf"(?-i:{_METHODS})\s+[^\s\x00]+\s+HTTP/\d", "request line", 0),
+        ("folded", r"\xe5\x98[\x8a\x8d]", "CR/LF-folding code point", 0),
         (
             "any_header_line",
             r"[\r\n][ \t]*[a-z][\w-]*[ \t]*[:=]",
@@ -166,7 +161,6 @@ register_check_signatures(
             0,
             "strict",
         ),
-        ("blank_markup", r"\n[ \t]*\r?\n[ \t]*<[a-z!/]", "markup after a blank line", 0),
     ),
 )
 
@@ -181,17 +175,18 @@ class CrlfInjection(ValueCheck):
     description = "CR/LF followed by header, status, request or log lines in any request value"
 
     def inspect(self, value: InputValue, hits: Sequence[Hit]) -> Finding | None:
-        hit, _ = best_of(hits)
-        if hit is not None:
-            return self.found(value, hit.signature.label, hit.evidence, hit.signature.score)
         source = value.location.source
         text = value.text
+        folded = _FOLDED_SPLIT.search(text) if _gated(hits, "crlf.folded") else None
+        if folded is not None:
+            kind = "Unicode-folded CRLF header injection"
+            return self.found(value, kind, folded.group(0), SPLIT_SCORE)
         if source in _BREAK_FREE or (source is Source.HEADER and _BREAKS.search(value.raw)):
             found = _BREAKS.search(text)
             if found is not None:
                 where = "header" if source is Source.HEADER else source.value.replace("_", " ")
                 return self.found(value, f"line break in a {where}", _around(text, found), 85)
-        lines = _BREAKS.split(text.translate(_FOLDED), _MAX_LINES)
+        lines = _BREAKS.split(text, _MAX_LINES)
         if source in _BREAK_FREE or source in _SINGLE_LINE:
             kind = head_line_kind(lines, self.strict)
             if not kind and _REQUEST_LINE.search(text):
@@ -201,6 +196,10 @@ class CrlfInjection(ValueCheck):
         if not kind:
             return None
         return self.found(value, kind, _evidence(text), _score(kind))
+
+
+def _gated(hits: Sequence[Hit], name: str) -> bool:
+    return any(hit.signature.name == name for hit in hits)
 
 
 def head_line_kind(lines: Sequence[str], strict: bool) -> str:
