@@ -238,6 +238,7 @@ register_check_signatures(
         ),
         ("heredoc_gate", r"\w\s*<<<", "here-string", 0),
         ("alias_gate", rf"{_START}alias\s+(?:[-+]\w+\s+)*['\"]?[\w.-]+['\"]?=", "alias", 0),
+        ("wrapper_gate", r"-wrapper\s", "compiler wrapper", 0),
         ("shell_var_gate", r"\$\{?SHELL\}?\s+-c\b", "shell invocation", 0),
     ),
 )
@@ -328,8 +329,8 @@ _FUNCTION = re.compile(r"([\w:.]+)\s*\(\s*\)\s*\{(.*?)\}", re.DOTALL)
 _ALIAS = re.compile(r"alias\s+(?:[-+]\w+\s+)*['\"]?([\w.-]+)['\"]?=([^\s;&|]+)", re.IGNORECASE)
 _KEY_VALUE = re.compile(r"[\w.\[\]-]+=(?=\S)")
 _ALNUM = re.compile(r"[a-z0-9]")
-_TRICK_CHAR = re.compile(r"['\"\\`^]|\$.")
-_WRITTEN_SPLIT = re.compile(r"[\s;|&<>{}+]+")
+_TRICK_CHAR = re.compile(r"['\"\\`^]|\$.|[<>]\(")
+_WRITTEN_SPLIT = re.compile(r"[\s;|&{}+]+")
 _BRACE_COMMAND = re.compile(r"(?:^|[;&|\n`(])\s*([^\s{]*\{[^{}\s,]*(?:,[^{}\s,]*)+\}\S*)")
 _COMPILER_WRAPPER = re.compile(r"-wrapper\s+(?:/\S*/)?(?:sh|bash|dash|zsh|ksh),-c\b")
 _WRAPPER_OPTION = re.compile(r"-[\w-]+|\d+[smhd]?")

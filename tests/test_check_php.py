@@ -1,0 +1,76 @@
+"""PHP readings: built callees, variable functions, function calls."""
+
+from __future__ import annotations
+
+import pytest
+
+from apishield.checks.php import judge_built_callee, judge_calls, judge_variable_call
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "(system)('id')",
+        "(sy.(st).em)('id')",
+        '"sys"."t"."em"(\'id\')',
+        "(  [ system ][ 0 ]) {/* c */0} ( ls )",
+        "define('x', 'sys' . 'tem');(x)('id');",
+        "$y = 'sys'.'tem';($y)('id');",
+        'return"passthru"(x)',
+    ],
+)
+def test_built_callee_resolves_to_a_dangerous_function(text: str) -> None:
+    judged = judge_built_callee(text)
+    assert judged is not None and not judged[2]
+
+
+@pytest.mark.parametrize(
+    "text", ["(function(){ return 1; })()", "('a'.'b')('c')", "f(x)(y)", "[1][0](2)"]
+)
+def test_built_callee_ignores_other_expressions(text: str) -> None:
+    assert judge_built_callee(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "strict"),
+    [
+        ("$a(1)", True),
+        ("$t('key')", True),
+        ("@$a(1)", False),
+        ("$$a(1)", False),
+        ("$__(1)", False),
+        ("$a['x'](1)", False),
+        ("$a /* c */ (1)", False),
+        ("$o->$m()", False),
+        ("${'a'}(1)", False),
+    ],
+)
+def test_variable_calls(text: str, strict: bool) -> None:
+    judged = judge_variable_call(text)
+    assert judged is not None and judged[2] is strict
+
+
+def test_variable_call_needs_a_name() -> None:
+    assert judge_variable_call("$('#id').hide()") is None
+    assert judge_variable_call("$$ P(A)") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "strict"),
+    [
+        ("system('id')", False),
+        ("system(whoami)", False),
+        ("base64_decode()", False),
+        ("exec/*c*/()", False),
+        ("substr($x, 1)", True),
+        ("exec(blah)", True),
+    ],
+)
+def test_function_calls(text: str, strict: bool) -> None:
+    judged = judge_calls(text)
+    assert judged is not None and judged[2] is strict
+
+
+@pytest.mark.parametrize("text", ["Run the system (it is fast)", "the file (attached)", "exec (x)"])
+def test_prose_is_no_call(text: str) -> None:
+    assert judge_calls(text) is None
