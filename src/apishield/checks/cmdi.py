@@ -9,6 +9,7 @@ and each command word is judged against a vocabulary of real commands. Words aft
 a separator count only when they are commands with shell-like arguments, so prose
 ("rock & roll; fun", "cat lovers welcome") stays clean. A value that simply *is* a
 command line (``ls -la /var/www``) is weaker evidence, reported at ``strict``.
+Mail protocol commands after line breaks are the crlf check's.
 """
 
 from __future__ import annotations
@@ -121,18 +122,10 @@ _BATCH_COND = (
     r"|\S+\s+(?:equ|neq|lss|leq|gtr|geq)\s+\S|[^\s=]*%[^\s=]*\s*=="
     r"|[\[\"][^\s=]*\s*==\s*[\[\"]))"
 )
-_MAIL = re.compile(
-    r"[\r\n]\s*(?:(?:mail\s+from|rcpt\s+to)\s*:\s*<|(?:ehlo|helo)\s+[\w-]+\.\w"
-    r"|apop\s+\S+\s+[0-9a-f]{16}|auth\s+[\w-]+\s+[a-z0-9+/]+={1,2}"
-    r"|\w{1,8}\s+(?:(?:examine|select|status)\s+inbox\b|append\s+\S+\s+\(\\\w+\)"
-    r"|authenticate\s+(?:plain|login|cram-md5|gssapi)\b|uid\s+(?:store|fetch|copy|search)\s"
-    r"|store\s+[\d:,*]+\s+[+-]?flags\b|copy\s+\d+:\d+\s|list\s+\"[^\"]*\"\s+\"\*?\"))",
-    re.IGNORECASE,
-)
 _BATCH_IF = re.compile(rf"(?:^|[&|;(\n])\s*@?{_BATCH_COND}", re.IGNORECASE)
-# Gates whose hit is verified by a Python pattern: the pair would make the hyperscan
-# database several times slower to compile.
-_VERIFIED = {"cmdi.batch_if_gate": _BATCH_IF, "cmdi.mail_gate": _MAIL}
+# Gates whose hit is verified by a Python pattern: as a signature it would make the
+# hyperscan database several times slower to compile.
+_VERIFIED = {"cmdi.batch_if_gate": _BATCH_IF}
 
 register_check_signatures(
     "cmdi",
@@ -177,13 +170,6 @@ register_check_signatures(
             90,
         ),
         ("batch_if_gate", rf"(?:{BEGIN}|[&|;(\n])\s*@?if[\s/]", "batch IF command", 0),
-        (
-            "mail_gate",
-            r"[\r\n]\s*(?:mail\s+from|rcpt\s+to|ehlo|helo|apop|auth|\w+\s+(?:examine|select"
-            r"|status|append|authenticate|uid|store|copy|list))[\s:]",
-            "mail protocol command",
-            0,
-        ),
         ("shellshock", r"\(\s*\)\s*\{\s*:?\s*;?\s*\}\s*;", "Shellshock function definition", 95),
         ("function_value", rf"{BEGIN}\s*\(\s*\)[\s.]*\{{", "Shellshock function definition", 90),
         (
