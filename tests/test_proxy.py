@@ -566,7 +566,8 @@ def test_workers_serve_reload_and_stop(upstream: str, tmp_path: Path) -> None:
     )
     process = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
     try:
-        _wait_until(lambda: not _refused(port), timeout=10)
+        # readiness waits, generous: a fresh process compiles every signature first
+        _wait_until(lambda: not _refused(port), timeout=60)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
             assert client.get(ATTACK).status_code == 403
             path.write_text(yaml.safe_dump({**data, "mode": "monitor"}))
@@ -575,7 +576,8 @@ def test_workers_serve_reload_and_stop(upstream: str, tmp_path: Path) -> None:
                 lambda: all(
                     client.get(ATTACK, headers={"connection": "close"}).status_code == 200
                     for _ in range(4)
-                )
+                ),
+                timeout=60,
             )
     finally:
         process.send_signal(signal.SIGTERM)

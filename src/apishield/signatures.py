@@ -109,23 +109,34 @@ def is_plain(text: str) -> bool:
 
 
 class SignatureSet:
-    """Signatures compiled into one hyperscan database; immutable after construction."""
+    """Signatures compiled into one hyperscan database; immutable after construction.
 
-    __slots__ = ("_database", "_gates", "_local", "signatures")
+    The database is compiled at construction unless ``lazy``, then on first use
+    (a check's own set, used only to rescan a re-decoded value: the engine's combined
+    set compiles, and so validates, the same patterns eagerly).
+    """
 
-    def __init__(self, signatures: Sequence[Signature]) -> None:
+    __slots__ = ("_compiled", "_gates", "_local", "_patterns", "signatures")
+
+    def __init__(self, signatures: Sequence[Signature], *, lazy: bool = False) -> None:
         """Compile ``signatures``; raise ``ValueError`` if a pattern does not compile."""
         if not signatures:
             raise ValueError("a signature set needs at least one signature")
         self.signatures = tuple(signatures)
         self._gates = frozenset(i for i, s in enumerate(self.signatures) if s.score == 0)
-        self._database = _compile(
-            tuple(
-                (s.pattern, s.flags & ~hyperscan.HS_FLAG_SOM_LEFTMOST if s.score == 0 else s.flags)
-                for s in self.signatures
-            )
+        self._patterns = tuple(
+            (s.pattern, s.flags & ~hyperscan.HS_FLAG_SOM_LEFTMOST if s.score == 0 else s.flags)
+            for s in self.signatures
         )
+        self._compiled: hyperscan.Database | None = None if lazy else _compile(self._patterns)
         self._local = threading.local()
+
+    @property
+    def _database(self) -> hyperscan.Database:
+        database = self._compiled
+        if database is None:  # two threads may both compile: the cache makes it one
+            database = self._compiled = _compile(self._patterns)
+        return database
 
     def scan(self, text: str) -> list[Hit]:
         """Every signature that matches ``text``, once each, at its leftmost match."""

@@ -101,12 +101,16 @@ class ValueCheck(Check):
 
     title: ClassVar[str]  # what the check finds, e.g. "SQL injection", for messages
     inspects_plain: ClassVar[bool] = False  # see signatures.is_plain
+    # True when inspect() rescans text with ``signature_set`` (after its own decoding):
+    # that database is then compiled with the engine, not on a request's first use.
+    rescans: ClassVar[bool] = False
 
     def __init__(self, settings: CheckSettings, policy: Policy) -> None:
         super().__init__(settings, policy)
         self.strict = policy.sensitivity == "strict"
         self.signature_set = SignatureSet(
-            [s for s in signatures_for(self.id) if self.strict or not s.strict]
+            [s for s in signatures_for(self.id) if self.strict or not s.strict],
+            lazy=not self.rescans,
         )
 
     def run(self, view: TransactionView, phase: Phase) -> Iterable[Finding]:

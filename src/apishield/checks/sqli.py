@@ -339,6 +339,7 @@ class SqlInjection(ValueCheck):
     """SQL injection, by signatures, libinjection and break-out analysis."""
 
     id = "sqli"
+    rescans = True  # other readings of a value (form fields, + as space)
     category = "injection"
     title = "SQL injection"
     owasp = None

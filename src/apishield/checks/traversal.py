@@ -106,6 +106,7 @@ class PathTraversal(ValueCheck):
     """Directory traversal, sensitive file paths and stream wrappers in request values."""
 
     id = "traversal"
+    rescans = True  # the canonical path
     category = "path_traversal"
     title = "Path traversal"
     description = "Path traversal and local file inclusion in any request value"
