@@ -139,6 +139,7 @@ _CONFIG_FIELD = re.compile(
 _SEPARATORS = str.maketrans("", "", "_-. ")
 STRICT_SCORE = 60
 _LEADING = " \t\r\n\"'"
+_SPACE = re.compile(r"\s")
 
 _NAME_HINTS = (
     r"(?:localhost|ip6-|ipv6-|metadata|instance-data|kubernetes|\.internal|\.local|\.home\.arpa"
@@ -159,7 +160,7 @@ register_check_signatures(
         ("userinfo_ip", r"@\s*(?:\[|\d{1,3}\.\d|\d{8,}|0x[0-9a-f])", "@ before an address", 0),
         (
             "schemeless",
-            rf"{BEGIN}\s*(?://(?:\[|\d)|(?://)?[\w.-]*{_NAME_HINTS})",
+            rf"{BEGIN}\s*(?://(?:\[|\d)|(?://)?[\w.-]*{_NAME_HINTS}[\w.-]*(?::\d+)?[/\\])",
             "internal host",
             0,
         ),
@@ -235,10 +236,8 @@ class ServerSideRequestForgery(ValueCheck):
 def _is_fetched(text: str, url: Url) -> bool:
     """True when ``url`` is what a server would fetch: the value starts with it, or
     the value is one token (a URL nested in another's query, a path)."""
-    stripped = text.strip(_LEADING)
-    return url.start == len(text) - len(text.lstrip(_LEADING)) or not any(
-        c.isspace() for c in stripped
-    )
+    leading = len(text) - len(text.lstrip(_LEADING))
+    return url.start == leading or _SPACE.search(text.strip()) is None
 
 
 def _oauth_loopback(value: InputValue, url: Url, target: Target) -> bool:
@@ -268,7 +267,7 @@ def targets(text: str) -> Iterator[Url]:
         return
     relative = schemeless.group("relative")
     if relative is not None:
-        yield from _hosts("", "//", relative, schemeless.start("relative"), schemeless.end())
+        yield from _hosts("", "//", relative, schemeless.start("relative") - 2, schemeless.end())
     elif _names_a_host(_host_of(schemeless.group("authority"))):
         authority = schemeless.group("authority")
         yield from _hosts("", "", authority, schemeless.start("authority"), schemeless.end())
