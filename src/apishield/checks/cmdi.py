@@ -18,6 +18,7 @@ import fnmatch
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from apishield.checks import ValueCheck, register
 from apishield.findings import Finding
@@ -325,14 +326,14 @@ _DEV_TCP = re.compile(r"/dev/(?:tcp|udp)/\S+")
 _GLOB_PATH = re.compile(r"/[^\s;|&`'\"<>(){}]*")
 
 
-@dataclass(frozen=True, slots=True)
-class _Command:
+class _Command(NamedTuple):
     """One simple command: its words, what came before it, and its raw text."""
 
     words: tuple[str, ...]
     after: str  # the separator before it; "" at the start of the value
     raw: str
     then: str  # the separator after it
+    rest: str  # every separator after it, up to the next command
 
 
 def analyse(text: str) -> Judgement | None:
@@ -453,15 +454,22 @@ def _expand_braces(text: str) -> str:
 
 
 def _commands(text: str) -> list[_Command]:
-    """``text`` split into simple commands at shell separators."""
+    """``text`` split into simple commands at shell separators.
+
+    A command's ``then`` is its first separator; ``rest`` all the separators up to the
+    next command or the end (``"\n}"`` for a word alone on a line inside braces).
+    """
     parts = _SPLIT.split(text)
-    commands = []
+    commands: list[_Command] = []
     after = ""
     for index in range(0, len(parts), 2):
         raw = parts[index]
         then = parts[index + 1] if index + 1 < len(parts) else ""
         if raw.strip():
-            commands.append(_Command(tuple(raw.split()), after, raw, then))
+            commands.append(_Command(tuple(raw.split()), after, raw, then, then))
+        elif commands:
+            last = commands[-1]
+            commands[-1] = last._replace(rest=last.rest + then)
         after = then or after
     return commands
 
@@ -506,7 +514,8 @@ def _judge(
     substituted = command.after in ("$(", "<(", ">(")
     if not (substituted or (name in _ALONE_WORDS if not args else distinct or shell_args)):
         return None
-    if command.after == "\n" and not args and command.then not in _LINE_ENDS:
+    ended = command.rest.strip("\n") in _LINE_ENDS and (following is None or command.rest != "\n")
+    if command.after == "\n" and not args and not ended:
         return None  # a word alone on a line is a list item, not a command
     if command.after and command.after not in ("(", ")", "{", "}"):
         return Judgement("chained command", evidence, 90)
