@@ -229,6 +229,7 @@ class GenericInjection(ValueCheck):
     PHP in data: URIs and ORM lookup injection."""
 
     id = "generic"
+    rescans = True  # base64-decoded values
     category = "injection"
     title = "Code injection"
     description = (
