@@ -197,13 +197,14 @@ _JDK = ("java.", "javax.", "jdk.", "sun.", "com.sun.")
 _USE_BEFORE = re.compile(r"(?:\bnew|@|\bT\s*\(|!!|\bclass\s*=\s*['\"]?)\s*$")
 _SPACES = re.compile(r"\s+")
 _WORD = re.compile(r"[A-Za-z_$][\w$]*")
-_NAME = re.compile(r"[A-Za-z_$][\w$]*(?:\s*\.\s*[A-Za-z_$][\w$]*)+")
+_NAME = re.compile(r"(?<![\w$])[A-Za-z_$][\w$]*(?:\s*\.\s*[A-Za-z_$][\w$]*)+")  # word starts only
 _FRAME = re.compile(
     r"\bat\s+[\w$.<>/]+\((?:[\w$]+\.(?:java|groovy|kt|scala):\d+|Native Method|Unknown Source)\)"
 )
-_EXPRESSION = re.compile(r"[$#%*@~]\{|\bT\s*\(\s*[\w$]+\s*\.|@[\w$.]+@|<%|^\s*!!", re.MULTILINE)
+_EXPRESSION = re.compile(r"[$#%*@~]\{|\bT\s*\(\s*[\w$]+\s*\.|@[\w$.]+@|<%|^[ \t]*!!", re.MULTILINE)
 _TYPED_JSON = re.compile(r"\"@(?:type|class|c)\"\s*:\s*\"([\w$.]+)\"")
 _UPLOAD = re.compile(r"\.\s*jsp[xf]?[\s.]*$", re.IGNORECASE)
+_MAX_SEGMENTS = 16  # a dotted name is judged by its first 16 segments (lookups are by prefix)
 
 # Java calls that only exploit code makes in a request value.
 _CALL = r"\s*\(\s*"
@@ -367,7 +368,7 @@ def analyse(text: str, *, typed: bool = False) -> Judgement | None:
 
 def _judge_name(name: str, words: set[str]) -> tuple[str, int] | None:
     """The group and score of one lower-case dotted name; collects its danger words."""
-    segments = name.split(".")
+    segments = name.split(".", _MAX_SEGMENTS)[:_MAX_SEGMENTS]  # known names are far shorter
     words.update(s for s in segments if s in _EXECUTION_WORDS or s in _SIMPLE)
     if _HARMLESS_TYPES.match(name):
         return None
