@@ -179,19 +179,6 @@ register_check_signatures(
             "server-side include",
             95,
         ),
-        (
-            "php_exec",
-            r"\b(?:system|passthru|shell_exec|exec|popen|proc_open|pcntl_exec)\s*\(\s*['\"$]"
-            r"|\bphpinfo\s*\(\s*\)|<\?php\b|\$\{\s*@|\{\s*\$\{",
-            "PHP code execution",
-            85,
-        ),
-        (
-            "php_input",
-            r"\$_(?:GET|POST|REQUEST|SERVER|COOKIE|FILES)\s*\[",
-            "PHP request variable",
-            80,
-        ),
         # Gates: a command word at a command position, or shell syntax the analysis reads.
         *(
             (

@@ -71,6 +71,8 @@ _SESSION_FILE = re.compile(r"(?:^|[/\\])sess_[a-z0-9,-]{20,}\s*$", re.IGNORECASE
 register_check_signatures(
     "php",
     (
+        # ``${@expr}`` and ``{${expr}}``: complex variable syntax evaluating an expression
+        ("complex_syntax", r"\$\{\s*@|\{\s*\$\{", "PHP complex variable syntax", 85),
         (
             "open_tag",
             r"<\?(?:\s*php\b|=\s*(?:[$\"'(@]|\w+\s*[(;?])|\s*(?:echo|print|die|exit|include|require|eval|assert|system|exec"
@@ -168,12 +170,25 @@ _SHELL_ARGUMENT = re.compile(
 )
 
 
+_METHOD_BEFORE = re.compile(r"(?:\.|->)\s*$")
+_INCLUDES = frozenset({"include", "include_once", "require", "require_once"})
+# What PHP includes: a variable, or a string naming a PHP file, a URL or a stream wrapper.
+_INCLUDED_PHP = re.compile(
+    r"\s*(?:\$|['\"][^'\"]*(?:\.(?:php\d?|phtml|inc)\b|://|\b(?:php|data|expect|phar|zip):))",
+    re.IGNORECASE,
+)
+
+
 def judge_calls(text: str) -> Judged | None:
     """The strongest call of a known PHP function in ``text``."""
     best: Judged | None = None
     for call in _CALL.finditer(text):
         name = call.group(1).lower()
+        if _METHOD_BEFORE.search(text, max(0, call.start() - 2), call.start()):
+            continue  # re.exec(…), os.system(…): a method of another language's object
         argument = text[call.end() : call.end() + 40]
+        if name in _INCLUDES and not _INCLUDED_PHP.match(argument):
+            continue  # require('lodash') is JavaScript; PHP includes PHP files or URLs
         evidence = text[call.start() : call.end() + 20]
         commented = "/" in call.group(2) or "#" in call.group(2)
         if commented or name in _PHP_ONLY:
