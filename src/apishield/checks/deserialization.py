@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import itertools
 import pickletools
 import re
@@ -303,13 +304,19 @@ def _pickle_b64(value: InputValue, match: re.Match[str]) -> Judgement | None:
     return judge_pickle(b64_decode(_b64_token(value, match)))
 
 
+@functools.lru_cache(maxsize=8)
+def _as_arrived(raw: str) -> str:
+    """``raw`` percent-decoded (once per value, however many markers it has)."""
+    return percent_decode(raw) if "%" in raw else raw
+
+
 def _pickle_raw(value: InputValue, match: re.Match[str]) -> Judgement | None:
     """A pickle in the text itself; binary ones also as they arrived (NULs kept)."""
     start = match.end() - len(match.group().lstrip("(\n.\x00"))
     found = judge_pickle(value.text[start : start + MAX_TOKEN].encode("latin-1", "replace"))
     if found is not None or not match.group().startswith("\x80"):
         return found
-    arrived = percent_decode(value.raw)
+    arrived = _as_arrived(value.raw)
     at = arrived.find(match.group())
     if at < 0:
         return None

@@ -28,6 +28,14 @@ register_check_signatures(
     "log4shell",
     (
         ("jndi", r"\$\{\s*jndi\s*:", "JNDI lookup", 95),
+        # The brace written as an HTML entity, for a consumer that decodes entities first
+        # ("&lbrace" without ";" is not decoded by HTML5 rules, so the text still has it).
+        (
+            "entity_jndi",
+            r"\$\s*&(?:lbrace|lcub|#0*123|#x0*7b);?\s*jndi\s*:",
+            "JNDI lookup with an entity brace",
+            90,
+        ),
         (
             "leak",
             r"\$\{\s*(?:env|sys|java|ctx|main|bundle|k8s|docker|spring|web|log4j|marker)\s*:"

@@ -34,7 +34,7 @@ from typing import NamedTuple
 from apishield.checks import ValueCheck, register
 from apishield.findings import Finding, Source
 from apishield.inputs import InputValue
-from apishield.signatures import BEGIN, Hit, register_check_signatures
+from apishield.signatures import BEGIN, Hit, best_of, register_check_signatures
 
 IPv4 = ipaddress.IPv4Address
 IPv6 = ipaddress.IPv6Address
@@ -170,6 +170,9 @@ register_check_signatures(
             "request smuggling scheme",
             0,
         ),
+        # Apache mod_proxy reads "unix:/socket|http://host/" as a Unix socket, then the URL
+        # after the bar as the upstream: any host the attacker picks (CVE-2021-40438).
+        ("unix_socket", r"\bunix:[^|\x00\s]*\|[a-z][a-z0-9+.-]*://", "unix socket proxy URL", 90),
     ),
 )
 
@@ -204,6 +207,9 @@ class ServerSideRequestForgery(ValueCheck):
     inspects_plain = True  # "http:2130706433" is plain text
 
     def inspect(self, value: InputValue, hits: Sequence[Hit]) -> Finding | None:
+        hit, _ = best_of(hits)
+        if hit is not None:
+            return self.found(value, hit.signature.label, hit.evidence, hit.signature.score)
         text = value.text
         best: tuple[Target, Url] | None = None
         for url in targets(text):
