@@ -356,3 +356,22 @@ def test_the_scan_memo_changes_no_verdict_and_forgets_the_oldest_texts(
             (f.check, f.location, f.evidence) for f in fresh.inspect(get(query)).findings
         ]
     assert len(remembered.value_scanner._memo or {}) == 4
+
+
+class BothPhasesCheck(Check):
+    """A test check of both request phases that flags every request once per call."""
+
+    id: ClassVar[str] = "test.both"
+    category: ClassVar[str] = "test"
+
+    def run(self, view: TransactionView, phase: Phase) -> Iterator[Finding]:
+        yield self.finding(Location(Source.PATH), f"seen in {phase.value}", "x", 10)
+
+
+def test_a_check_of_both_request_phases_runs_once_in_one_pass_and_per_phase_otherwise() -> None:
+    eng = Engine(policy_from_dict({}), checks={BothPhasesCheck.id: BothPhasesCheck})
+    assert len(eng.inspect(get()).findings) == 1
+    tx = eng.transaction(get())
+    tx.request_headers()
+    tx.request_body(b"")
+    assert len(tx.findings) == 2

@@ -378,8 +378,12 @@ class Transaction:
             failure = self._run_value_checks(mode, blocking)
             if failure is not None:
                 return failure
+        ran: set[str] = set()
         for phase in phases:
             for compiled in self.engine.checks_by_phase[phase]:
+                if compiled.check.id in ran:
+                    continue  # one pass over both request phases: the same inputs, once
+                ran.add(compiled.check.id)
                 try:
                     found = list(compiled.check.run(self, phase))
                 except Exception as exc:  # noqa: BLE001 - one failing check is recorded
