@@ -11,6 +11,7 @@ import abc
 import contextlib
 import importlib
 import pkgutil
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
@@ -174,7 +175,7 @@ class ValueScanner:
         self._set = SignatureSet(signatures) if signatures else None
         self._by_id = {check.id: check for check in checks}
         self._wanting = tuple(c for c in checks if type(c).wants is not ValueCheck.wants)
-        self._memo: dict[str, _Candidates] | None = {} if memo else None
+        self._memo: OrderedDict[str, _Candidates] | None = OrderedDict() if memo else None
 
     def candidates(
         self, values: Sequence[InputValue]
@@ -202,9 +203,10 @@ class ValueScanner:
         memo = self._memo
         assert memo is not None
         if len(memo) >= self.MEMO_ENTRIES:
-            # another thread may evict the same entry first
-            with contextlib.suppress(KeyError, RuntimeError, StopIteration):
-                del memo[next(iter(memo))]
+            # O(1), unlike deleting a plain dict's first key, which leaves a run of dead
+            # slots that every later eviction walks again; another thread may evict first
+            with contextlib.suppress(KeyError):
+                memo.popitem(last=False)
         memo[text] = found
 
     def _scan(self, texts: list[str]) -> list[_Candidates]:
