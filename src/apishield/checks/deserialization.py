@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import itertools
 import pickletools
 import re
@@ -28,13 +27,14 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
+from urllib.parse import unquote_to_bytes
 
 import hyperscan
 
 from apishield.checks import ValueCheck, register
 from apishield.findings import Finding
 from apishield.inputs import InputValue
-from apishield.normalize import canonical, percent_decode
+from apishield.normalize import canonical
 from apishield.signatures import (
     BEGIN,
     END,
@@ -304,23 +304,31 @@ def _pickle_b64(value: InputValue, match: re.Match[str]) -> Judgement | None:
     return judge_pickle(b64_decode(_b64_token(value, match)))
 
 
-@functools.lru_cache(maxsize=8)
-def _as_arrived(raw: str) -> str:
-    """``raw`` percent-decoded (once per value, however many markers it has)."""
-    return percent_decode(raw) if "%" in raw else raw
-
-
 def _pickle_raw(value: InputValue, match: re.Match[str]) -> Judgement | None:
     """A pickle in the text itself; binary ones also as they arrived (NULs kept)."""
     start = match.end() - len(match.group().lstrip("(\n.\x00"))
     found = judge_pickle(value.text[start : start + MAX_TOKEN].encode("latin-1", "replace"))
     if found is not None or not match.group().startswith("\x80"):
         return found
-    arrived = _as_arrived(value.raw)
-    at = arrived.find(match.group())
-    if at < 0:
+    arrived = _as_arrived(value.raw, match.group())
+    return None if arrived is None else judge_pickle(arrived)
+
+
+def _as_arrived(raw: str, marker: str) -> bytes | None:
+    """Up to :data:`MAX_TOKEN` bytes of ``raw`` from ``marker`` on, percent-decoded.
+
+    The marker is looked for as written and percent-encoded; only the window after it
+    is decoded, straight to bytes (a pickle is bytes: no text decoding), so a large
+    body costs one search, not a decoding per marker.
+    """
+    encoded = "".join(f"%{ord(char):02x}" for char in marker)
+    places = [at for at in (raw.find(marker), raw.lower().find(encoded)) if at >= 0]
+    if not places:
         return None
-    return judge_pickle(arrived[at : at + MAX_TOKEN].encode("latin-1", "replace"))
+    window = raw[min(places) : min(places) + 3 * MAX_TOKEN].encode("latin-1", "replace")
+    decoded = unquote_to_bytes(window) if b"%" in window else window
+    at = decoded.find(marker.encode("latin-1"))
+    return None if at < 0 else decoded[at : at + MAX_TOKEN]
 
 
 def _dotnet_b64(value: InputValue, match: re.Match[str]) -> Judgement | None:
