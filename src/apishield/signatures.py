@@ -34,6 +34,19 @@ DEFAULT_FLAGS = (
 BEGIN = r"(?:^|\x00)"
 END = r"(?:$|\x00)"
 _SEPARATOR = "\x00"
+
+
+def first_in_value(chars: str) -> str:
+    """A pattern matching only the first of ``chars`` (a character-class body) in a value.
+
+    For a gate alternative: a gate keeps just its first hit per value, but hyperscan
+    calls back for every match, and a common character (a quote in a JSON-like text)
+    matches dozens of times per value. This form ends once per value, at the same
+    first occurrence.
+    """
+    return rf"{BEGIN}[^{chars}\x00]*[{chars}]"
+
+
 _PLAIN = re.compile(r"[A-Za-z0-9_.,:@+\-]*")
 _REGISTRY: dict[str, Signature] = {}
 

@@ -31,6 +31,7 @@ from apishield.signatures import (
     END,
     Hit,
     best_of,
+    first_in_value,
     is_plain,
     register_check_signatures,
 )
@@ -66,7 +67,8 @@ BREAKOUT_SCORE = 85
 STRICT_SCORE = 60
 # Values without a quote, comment, logical operator or SQL keyword skip libinjection.
 _GATE = (
-    r"['\"`]|--|#|/\*[^;,]|&&|\|\||\b(?:and|or|xor|not|union|select|insert|update|delete"
+    first_in_value("'\"`#")
+    + r"|--|/\*[^;,]|&&|\|\||\b(?:and|or|xor|not|union|select|insert|update|delete"
     r"|drop|having|where|order|group|limit|sleep|benchmark|exec|execute|declare|waitfor"
     r"|case|when|like|rlike|regexp|into|from|procedure|div|null|in|is|between|if|char"
     r"|concat|ascii|substring|version|user|database|load_file|pg_sleep|analyse|create|alter)\b"

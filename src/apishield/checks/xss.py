@@ -14,13 +14,17 @@ from apishield.signatures import (
     END,
     Hit,
     best_of,
+    first_in_value,
     register_check_signatures,
 )
 
 LIBINJECTION_SCORE = 90
 _HANDLER = r"on[a-z]{3,}\s*="
 # Values without markup, an event handler, a script URL or an entity skip libinjection.
-_GATE = rf"[<>`]|\b{_HANDLER}|script\s*:|&#|\bdata\s*:|\b(?:style|src|href|formaction)\s*="
+_GATE = (
+    first_in_value("<>`")
+    + rf"|\b{_HANDLER}|script\s*:|&#|\bdata\s*:|\b(?:style|src|href|formaction)\s*="
+)
 # Markup libinjection flags but no current browser runs: XML declarations, doctypes,
 # namespace attributes, bogus comments (``<?``, ``<%``, ``<!x``, ``</1``: inert in HTML5) and
 # style attributes without active CSS. Removed before libinjection looks at a value.
