@@ -176,6 +176,8 @@ BATCH_TEXTS = [
     "1' OR '1'='1",
     "<script>alert(1)</script>",
     "x\x00y",
+    "x\x00; cat /etc/passwd",
+    "' or 1=1 --",
     "héllo ../",
     "sleep(5)",
     "union",

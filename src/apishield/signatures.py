@@ -122,16 +122,26 @@ def is_plain(text: str) -> bool:
 
 
 class SignatureSet:
-    """Signatures compiled into one hyperscan database; immutable after construction.
+    """Signatures compiled into hyperscan databases; immutable after construction.
 
-    The database is compiled at construction unless ``lazy``, then on first use
-    (a check's own set, used only to rescan a re-decoded value: the engine's combined
-    set compiles, and so validates, the same patterns eagerly).
+    Two databases hold the same patterns: one tracks where each match starts
+    (:meth:`scan` of one value, for spans and evidence), the other only where
+    matches end, which hyperscan runs over two times faster; :meth:`scan_many`
+    passes over many values with the second and rescans with the first only the
+    values where a signature other than a gate matched.
+
+    The start-tracking database is compiled at construction unless ``lazy``, then
+    on first use (a check's own set, used only to rescan a re-decoded value: the
+    engine's combined set compiles, and so validates, the same patterns eagerly).
+    The end-only one is compiled with it when ``batch`` (the engine's set), else
+    on the first :meth:`scan_many`.
     """
 
-    __slots__ = ("_compiled", "_gates", "_local", "_patterns", "signatures")
+    __slots__ = ("_compiled", "_ends_only", "_gates", "_local", "_patterns", "signatures")
 
-    def __init__(self, signatures: Sequence[Signature], *, lazy: bool = False) -> None:
+    def __init__(
+        self, signatures: Sequence[Signature], *, lazy: bool = False, batch: bool = False
+    ) -> None:
         """Compile ``signatures``; raise ``ValueError`` if a pattern does not compile."""
         if not signatures:
             raise ValueError("a signature set needs at least one signature")
@@ -142,6 +152,9 @@ class SignatureSet:
             for s in self.signatures
         )
         self._compiled: hyperscan.Database | None = None if lazy else _compile(self._patterns)
+        self._ends_only: hyperscan.Database | None = (
+            _compile(_without_starts(self._patterns)) if batch else None
+        )
         self._local = threading.local()
 
     @property
@@ -149,6 +162,13 @@ class SignatureSet:
         database = self._compiled
         if database is None:  # two threads may both compile: the cache makes it one
             database = self._compiled = _compile(self._patterns)
+        return database
+
+    @property
+    def _ends_database(self) -> hyperscan.Database:
+        database = self._ends_only
+        if database is None:
+            database = self._ends_only = _compile(_without_starts(self._patterns))
         return database
 
     def scan(self, text: str) -> list[Hit]:
@@ -170,33 +190,33 @@ class SignatureSet:
     def scan_many(self, texts: Sequence[str]) -> dict[int, list[Hit]]:
         """:meth:`scan` for many texts in one hyperscan pass; only texts with hits appear.
 
-        The texts are joined with NUL bytes and scanned once; :data:`BEGIN` and
-        :data:`END` match at every text's edges. A match that reaches into a
-        neighbour is dropped and the text it ends in is scanned on its own, so no
-        text's leftmost match is hidden by its neighbour.
+        The texts are joined with NUL bytes and scanned once for match ends only;
+        :data:`BEGIN` and :data:`END` match at every text's edges. A match belongs
+        to the text it ends in. A text where a signature other than a gate ends a
+        match is scanned again on its own by :meth:`scan`, for the start of each
+        match, which also drops a match that began in a neighbour. Texts with gate
+        hits only get each gate's hit at its first end.
         """
+        if len(texts) == 1:  # no neighbours: one pass with start offsets
+            hits = self.scan(texts[0].replace(_SEPARATOR, " "))
+            return {0: hits} if hits else {}
         if not texts:
             return {}
         data, starts, ends = _join(texts)
         batch = _Batch(starts, ends, self._gates)
-        self._database.scan(
-            data, match_event_handler=_collect_batch, context=batch, scratch=self._scratch()
+        self._ends_database.scan(
+            data, match_event_handler=_collect_ends, context=batch, scratch=self._ends_scratch()
         )
         found: dict[int, list[Hit]] = {}
-        ordered = sorted(batch.spans.items(), key=lambda item: (item[0][1], item[1], item[0][0]))
-        for (index, text_index), (start, end) in ordered:
-            if text_index in batch.straddled:
-                continue
-            offset = starts[text_index]
-            evidence = data[start:end].decode("utf-8", "replace")
-            hit = Hit(self.signatures[index], start - offset, end - offset, evidence)
-            found.setdefault(text_index, []).append(hit)
-        for text_index in batch.straddled:
-            hits = self.scan(texts[text_index])
+        for (index, text_index), end in sorted(batch.gate_ends.items(), key=_by_text_then_end):
+            if text_index not in batch.rescan:
+                at = end - starts[text_index]
+                found.setdefault(text_index, []).append(Hit(self.signatures[index], at, at, ""))
+        for text_index in sorted(batch.rescan):
+            text = texts[text_index]
+            hits = self.scan(text.replace(_SEPARATOR, " ") if _SEPARATOR in text else text)
             if hits:
                 found[text_index] = hits
-            else:
-                found.pop(text_index, None)
         return found
 
     def best(self, text: str) -> tuple[Hit | None, bool]:
@@ -208,6 +228,16 @@ class SignatureSet:
         if scratch is None:
             scratch = self._local.scratch = hyperscan.Scratch(self._database)
         return scratch
+
+    def _ends_scratch(self) -> hyperscan.Scratch:
+        scratch = getattr(self._local, "ends_scratch", None)
+        if scratch is None:
+            scratch = self._local.ends_scratch = hyperscan.Scratch(self._ends_database)
+        return scratch
+
+
+def _without_starts(patterns: tuple[tuple[str, int], ...]) -> tuple[tuple[str, int], ...]:
+    return tuple((pattern, flags & ~hyperscan.HS_FLAG_SOM_LEFTMOST) for pattern, flags in patterns)
 
 
 @functools.lru_cache(maxsize=64)
@@ -290,45 +320,38 @@ class _Matches:
 class _Batch:
     """Match state of one :meth:`SignatureSet.scan_many` call."""
 
-    __slots__ = ("ends", "gates", "spans", "starts", "straddled")
+    __slots__ = ("ends", "gate_ends", "gates", "rescan", "starts")
 
     def __init__(self, starts: list[int], ends: list[int], gates: frozenset[int]) -> None:
         self.starts = starts
         self.ends = ends
         self.gates = gates
-        self.spans: dict[tuple[int, int], tuple[int, int]] = {}
-        self.straddled: set[int] = set()
+        self.gate_ends: dict[tuple[int, int], int] = {}
+        self.rescan: set[int] = set()
 
 
-def _collect_batch(index: int, start: int, end: int, flags: int, batch: Any) -> None:
-    """Hyperscan match callback for batches: leftmost (then longest) per signature and text.
+def _by_text_then_end(item: tuple[tuple[int, int], int]) -> tuple[int, int, int]:
+    (index, text_index), end = item
+    return text_index, end, index
 
-    A separator at either edge of a match is a :data:`BEGIN` or :data:`END` anchor:
-    it is trimmed and the match belongs to the text inside it. A gate (no start
-    offset) belongs to the text its match ends in; its first end is kept.
+
+def _collect_ends(index: int, start: int, end: int, flags: int, batch: Any) -> None:
+    """Hyperscan match callback for batches: which text each match ends in.
+
+    The match's last byte places it (a separator that ends it is an :data:`END`
+    anchor of the text before). A gate keeps its first end per text; any other
+    signature marks its text for a rescan with start offsets.
     """
-    if index in batch.gates:
-        text_index = bisect.bisect_right(batch.starts, end - 1) - 1
-        if end == batch.ends[text_index] + 1:
-            end -= 1
-        gate_key = (index, text_index)
-        first = batch.spans.get(gate_key)
-        if first is None or end < first[1]:
-            batch.spans[gate_key] = (end, end)
+    text_index = bisect.bisect_right(batch.starts, end - 1) - 1
+    if index not in batch.gates:
+        batch.rescan.add(text_index)
         return
-    text_index = bisect.bisect_right(batch.starts, start) - 1
-    if start == batch.ends[text_index] and end > start + 1:  # begins at a separator
-        text_index += 1
-        start += 1
-    if end == batch.ends[text_index] + 1:  # ends with the separator after the text
+    if end == batch.ends[text_index] + 1:
         end -= 1
-    if end > batch.ends[text_index]:
-        batch.straddled.add(bisect.bisect_right(batch.starts, end - 1) - 1)
-        return
     key = (index, text_index)
-    previous = batch.spans.get(key)
-    if previous is None or start < previous[0] or (start == previous[0] and end > previous[1]):
-        batch.spans[key] = (start, end)
+    first = batch.gate_ends.get(key)
+    if first is None or end < first:
+        batch.gate_ends[key] = end
 
 
 def _collect(index: int, start: int, end: int, flags: int, matches: Any) -> None:
