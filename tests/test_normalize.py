@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import random
 
 import pytest
@@ -11,6 +12,7 @@ from apishield.http import Headers, Request
 from apishield.inputs import InputRejected, InputValue
 from apishield.normalize import (
     URI_TOO_LONG,
+    _loose_char,
     canonical,
     canonical_param,
     decode_bytes,
@@ -99,6 +101,22 @@ def test_canonical_param(raw: str, expected: str) -> None:
     assert canonical_param(raw) == expected
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "a=1&b=2",
+        "x&notify=1",  # legacy name read without ";" as a prefix
+        "&amp&lt&gt",
+        "&#60;&#x3c&#X3C",
+        "&lt;script&gt;",
+        "&unknown; &AMP; &copy2 &Amp;",
+        "tail&",
+    ],
+)
+def test_canonical_reads_character_references_as_html_unescape_does(raw: str) -> None:
+    assert canonical(raw) == html.unescape(raw)
+
+
 def test_plain_values_are_returned_unchanged() -> None:
     value = "a perfectly ordinary value"
     assert canonical(value) is value
@@ -140,6 +158,42 @@ def test_percent_decode_is_one_round(raw: str, expected: str) -> None:
 
 def test_decode_bytes_never_loses_a_byte() -> None:
     assert decode_bytes(b"ok \xc0\xaf \xff") == "ok / ÿ"
+
+
+def _byte_by_byte(data: bytes) -> str:
+    """The lenient reading, one character at a time (the specification of decode_bytes)."""
+    chars, position = [], 0
+    while position < len(data):
+        if data[position] < 0x80:
+            chars.append(chr(data[position]))
+            position += 1
+            continue
+        char, position = _loose_char(data, position)
+        chars.append(char)
+    return "".join(chars)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_decode_bytes_reads_every_run_as_one_character_at_a_time_would(seed: int) -> None:
+    rng = random.Random(seed)
+    # binary noise, overlong forms, CESU-8 surrogates (paired and lone), valid UTF-8
+    pieces = [
+        b"\xc0\xaf",
+        b"\xe0\x80\xaf",
+        b"\xed\xa0\xbd\xed\xb8\x80",
+        b"\xed\xb8\x80",
+        "é→😀".encode(),
+        b"\xf8\x88\x80\x80\xaf",
+        b"\xc3",
+        b"\xbf",
+        b"a",
+        b"%",
+    ]
+    data = b"".join(
+        rng.choice(pieces) if rng.random() < 0.5 else bytes([rng.randrange(256)])
+        for _ in range(rng.randint(1, 60))
+    )
+    assert decode_bytes(data) == _byte_by_byte(data)
 
 
 @pytest.mark.parametrize(

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import codecs
 import html
+import html.entities
 import re
 import unicodedata
 from collections.abc import Callable
@@ -116,11 +117,20 @@ _BROWSER_SEC_VALUE = re.compile(
     rf'\?[01]|[a-z][a-z-]{{0,31}}|"[A-Za-z0-9 ._-]{{0,48}}"|{_BRAND}(?:, ?{_BRAND}){{0,15}}'
 )
 _LENIENT = "apishield.lenient-utf8"
+_NON_ASCII_RUN = re.compile(rb"[\x80-\xff]+")
+_SEQUENCE_START = re.compile(rb"[\xc0-\xfd][\x80-\xbf]")
 _HEX_BYTES = {
     f"{high}{low}".encode(): bytes([int(high + low, 16)])
     for high in "0123456789abcdefABCDEF"
     for low in "0123456789abcdefABCDEF"
 }
+# Where html.unescape would change something: a numeric reference, a name ending in
+# ";", or the start of one of the legacy names it also reads without the ";".
+_CHARACTER_REFERENCE = re.compile(
+    "&(?:#|[A-Za-z0-9]+;|"
+    + "|".join(sorted((n for n in html.entities.html5 if not n.endswith(";")), key=len)[::-1])
+    + ")"
+)
 _BACKSLASH_ESCAPE = re.compile(r"\\(?:x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|u\{([0-9a-fA-F]{1,6})\})")
 _PATH_LOCATION = Location(Source.PATH)
 _QUERY_LOCATION = Location(Source.QUERY)
@@ -173,16 +183,25 @@ def _lenient_utf8(error: UnicodeError) -> tuple[str, int]:
     """Codec error handler: overlong forms and surrogate pairs decoded, other bytes latin-1.
 
     It reads the whole run of non-ASCII bytes at the error, so that hostile input
-    full of invalid bytes costs one call per run rather than one per byte.
+    full of invalid bytes costs one call per run rather than one per byte; within
+    the run, only a lead byte followed by a continuation byte can start a sequence,
+    and the bytes between such places are read as latin-1 in one step.
     """
     if not isinstance(error, UnicodeDecodeError):
         raise error
     data, position = error.object, error.start
+    end = _NON_ASCII_RUN.match(data, position).end()  # type: ignore[union-attr]
     chars = []
-    while position < len(data) and data[position] >= 0x80:
-        char, position = _loose_char(data, position)
+    while position < end:
+        lead = _SEQUENCE_START.search(data, position, end)
+        if lead is None:
+            chars.append(data[position:end].decode("latin-1"))
+            break
+        if lead.start() > position:
+            chars.append(data[position : lead.start()].decode("latin-1"))
+        char, position = _loose_char(data, lead.start())
         chars.append(char)
-    return "".join(chars), position
+    return "".join(chars), end
 
 
 codecs.register_error(_LENIENT, _lenient_utf8)
@@ -238,7 +257,7 @@ def _decode_round(text: str, plus: bool, first: bool) -> str:
         text = text.replace("+", " ")
     if "\\" in text:
         text = _BACKSLASH_ESCAPE.sub(_unescape_backslash, text)
-    if "&" in text:
+    if "&" in text and _CHARACTER_REFERENCE.search(text) is not None:
         text = html.unescape(text)
     return text
 
@@ -255,6 +274,8 @@ def _decode(text: str, plus: bool) -> str:
         if decoded == text:
             break
         text = decoded
+        if "%" not in text and "\\" not in text and "&" not in text:
+            break  # a further round could not change it
     if not text.isascii():
         text = _fold_unicode(text)
     return text.replace("\x00", "") if "\x00" in text else text
@@ -272,14 +293,26 @@ def is_plain(text: str, *, plus: bool = False) -> bool:
     )
 
 
+# Decoded texts of up to this many characters are remembered: browsers repeat the
+# same encoded Referer, query values and cookies request after request.
+REMEMBERED_TEXT_CHARS = 1024
+_decode_remembered = lru_cache(maxsize=2048)(_decode)
+
+
+def _decoded(text: str, plus: bool) -> str:
+    if len(text) <= REMEMBERED_TEXT_CHARS:
+        return _decode_remembered(text, plus)
+    return _decode(text, plus)
+
+
 def canonical(text: str) -> str:
     """The canonical form detectors match against (see the module docstring)."""
-    return text if is_plain(text) and "&" not in text else _decode(text, False)
+    return text if is_plain(text) and "&" not in text else _decoded(text, False)
 
 
 def canonical_param(text: str) -> str:
     """:func:`canonical` for query and form parameters, where ``+`` is a space."""
-    return text if is_plain(text, plus=True) and "&" not in text else _decode(text, True)
+    return text if is_plain(text, plus=True) and "&" not in text else _decoded(text, True)
 
 
 # -- paths --------------------------------------------------------------------------
