@@ -212,6 +212,8 @@ def decode_bytes(data: bytes) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
+        if _SEQUENCE_START.search(data) is None:
+            return data.decode("latin-1")  # no byte can start a sequence (latin-1 text)
         return data.decode("utf-8", _LENIENT)
 
 

@@ -142,11 +142,14 @@ class PhpInjection(ValueCheck):
             return None
         text = value.text
         weak: Judged | None = None
+        # A call of a known function always hits the call gate: without that hit, the
+        # costly search for calls (a long JavaScript body has many "$(") is skipped.
+        called = any(h.signature.name == "php.call_gate" for h in hits)
         for judged in (
             _upload(value),
             judge_built_callee(text),
             judge_variable_call(text),
-            judge_calls(text),
+            judge_calls(text) if called else None,
         ):
             if judged is not None and not judged[2]:
                 return self.found(value, judged[0], judged[1], 85)

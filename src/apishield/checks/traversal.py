@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from urllib.parse import unquote
 
 from apishield.checks import ValueCheck, register
 from apishield.findings import Finding
 from apishield.inputs import InputValue
+from apishield.normalize import percent_decode
 from apishield.signatures import (
     BEGIN,
     END,
@@ -130,7 +130,7 @@ def canonical_path(text: str) -> str:
     for _ in range(_DECODE_ROUNDS):
         if "%" not in text:
             break
-        text = unquote(_ENCODED_ALIAS.sub(_alias, text), errors="replace")
+        text = percent_decode(_ENCODED_ALIAS.sub(_alias, text))
     if "0x" in text or "0X" in text:
         text = _HEX_ALIAS.sub(lambda m: "." if m.group(1).lower() == "2e" else "/", text)
     if "\\" in text or "\x00" in text or not text.isascii():
