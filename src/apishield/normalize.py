@@ -448,16 +448,32 @@ def _check_request_line(request: Request, limits: Limits) -> None:
         )
 
 
-@lru_cache(maxsize=4096)
 def _has_protocol_grammar(name: str, value: str) -> bool:
-    """True when header ``name`` (lower-case) has exactly the grammar its protocol gives it.
-
-    Cached: browsers send the same few protocol values over and over.
-    """
+    """True when header ``name`` (lower-case) has exactly the grammar its protocol gives it."""
     grammar = _PROTOCOL_GRAMMARS.get(name)
     if grammar is not None:
         return grammar.fullmatch(value) is not None
     return name.startswith("sec-") and _BROWSER_SEC_VALUE.fullmatch(value) is not None
+
+
+# What _header_input gives for a Cookie header, which is inspected cookie by cookie.
+_COOKIE_HEADER = InputValue(Location(Source.HEADER, "cookie"), "", "")
+
+
+def _header_input(name: str, value: str) -> InputValue | None:
+    """The inspected value of one header, ``None`` if it is not inspected, or
+    :data:`_COOKIE_HEADER`."""
+    lower = name.lower()
+    if lower == "cookie":
+        return _COOKIE_HEADER
+    if lower in SKIPPED_HEADERS or _has_protocol_grammar(lower, value):
+        return None
+    return InputValue(_header_location(lower), value, canonical(value))
+
+
+# Remembered for headers of up to REMEMBERED_TEXT_CHARS: clients send the same
+# User-Agent, Accept, Referer and Sec-* values request after request.
+_remembered_header_input = lru_cache(maxsize=4096)(_header_input)
 
 
 def _header_inputs(request: Request, limits: Limits) -> tuple[list[InputValue], list[str]]:
@@ -467,11 +483,15 @@ def _header_inputs(request: Request, limits: Limits) -> tuple[list[InputValue], 
     size = 0
     for name, value in request.headers:
         size += len(name) + len(value) + 4
-        lower = name.lower()
-        if lower == "cookie":
+        found = (
+            _remembered_header_input(name, value)
+            if len(value) <= REMEMBERED_TEXT_CHARS
+            else _header_input(name, value)
+        )
+        if found is _COOKIE_HEADER:
             cookies.append(value)
-        elif lower not in SKIPPED_HEADERS and not _has_protocol_grammar(lower, value):
-            values.append(InputValue(_header_location(lower), value, canonical(value)))
+        elif found is not None:
+            values.append(found)
     if size > limits.max_header_bytes:
         raise InputRejected(
             "limits.headers",
