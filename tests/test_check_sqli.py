@@ -20,6 +20,11 @@ from apishield.checks.sqli import break_out
         ("u' or 'k' <", "tautology"),
         ("'union all select 1", "UNION query"),
         ("'select h", "injected SELECT"),
+        ("' where substring((select pwd from t),1,1)='a", "subquery condition"),
+        ("' where id = (select max(id) from t)", "subquery condition"),
+        ("' or (exists)", "subquery condition"),
+        ("' and not exists(select 1)", "subquery condition"),
+        ("' or id in (select id from t)", "subquery condition"),
     ],
 )
 def test_break_out_continues_the_query(text: str, kind: str) -> None:
@@ -37,6 +42,9 @@ def test_break_out_continues_the_query(text: str, kind: str) -> None:
         "is this your parents' or yours?",
         "the dogs' and the cats' bowls",
         "Click 'select all' to continue",
+        "'Where (select one)' is the first question",
+        "'where' and 'when' (select one)",
+        "is it real' or exists at all",
         "He said 'hi'; then left",
         "const s = 'a';",
         'str.split("\';")',

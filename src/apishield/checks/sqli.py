@@ -45,6 +45,10 @@ _COMMENT = r"/\*[^*]*\*+(?:[^/*][^*]*\*+)*/"
 # SQL whitespace, including comments; a line comment is a word at most ("#x\n", as
 # sqlmap writes them): any-text line comments under repeats cost 10+ MiB of state too.
 _C = rf"(?:\s|{_COMMENT}|\+|(?:#|--)\w*\n)"
+# A line comment glued to the keyword before it ("union#x*/y\r\n"): no prose writes one
+# between UNION and SELECT, so what follows SELECT no longer matters. Non-space text
+# only: that is what keeps its state small (see above).
+_GLUED_COMMENT = r"(?:#|--)[^\s\x00]*\r?\n"
 _LITERAL = r"(?:\d+|'[^'\x00]*'|\"[^\"\x00]*\")"
 _INFO_FUNCTION = r"(?:version|database|schema|current_user|session_user|system_user|user)"
 # What a UNION SELECT of an injection selects: a literal, NULL, a function call, a
@@ -92,7 +96,8 @@ register_check_signatures(
         ("waitfor", r"\bwaitfor\s+(?:delay|time)\s*['\"]", "time-based blind", 95),
         (
             "union_select",
-            rf"\bunion{_C}+(?:(?:all|distinct(?:row)?){_C}+)?\(?\s*select\b{_SELECTED}",
+            rf"\bunion{_C}+(?:(?:all|distinct(?:row)?){_C}+)?\(?\s*select\b{_SELECTED}"
+            rf"|\bunion(?:{_C}+(?:all|distinct(?:row)?))?{_GLUED_COMMENT}{_C}*\(?\s*select\b",
             "UNION query",
             90,
         ),
@@ -143,7 +148,7 @@ register_check_signatures(
             "injected condition",
             80,
         ),
-        ("subquery", r"=\s*\(\s*select\b", "subquery comparison", 85),
+        ("subquery", r"(?:=|\brlike|\bregexp)\s*\(\s*select\b", "subquery comparison", 85),
         ("concat_subquery", r"\|\|\s*\(\s*select\b", "subquery concatenation", 80),
         ("in_subquery", r"\bin\s*\(\s*select\s+(?:\*|\w+\s*,)", "subquery comparison", 80),
         (
@@ -461,6 +466,8 @@ _STATEMENTS = frozenset(
      "union", "copy"}
 )  # fmt: skip
 _QUOTES = "'\"`"
+# What a parenthesised SELECT follows when it is an operand: an argument, EXISTS, ANY.
+_SUBQUERY_OPERAND = frozenset({"(", ",", "exists", "any", "all", "some", "not"})
 
 
 class _Token(NamedTuple):
@@ -520,9 +527,32 @@ def _continuation(tokens: list[_Token]) -> tuple[str | None, int]:
         return ("comment truncation", first.end) if _trailing(first) else (None, 0)
     if first.text in ("union", "select"):
         return _select(tokens)
+    if first.text in ("where", "having"):
+        end = _subquery(tokens, 1)
+        return ("subquery condition", end) if end else (None, 0)
     if first.kind == "op" or first.text in _WORD_OPERATORS:
         return _expression(tokens)
     return None, 0
+
+
+def _subquery(tokens: list[_Token], start: int) -> int:
+    """Where a subquery that is an operand (``((select``, ``= (select``, ``exists (``)
+    ends its opening, from ``tokens[start]`` on; 0 if there is none.
+
+    A parenthesis right after a clause word is not an operand (``'Where (select one)``).
+    """
+    for index in range(max(start, 1), len(tokens) - 1):
+        token, after = tokens[index], tokens[index + 1]
+        if token.text == "exists" and after.text == "(":
+            return after.end
+        before = tokens[index - 1].text
+        if (
+            token.text == "("
+            and after.text == "select"
+            and (before in _SUBQUERY_OPERAND or before in _COMPARISONS)
+        ):
+            return after.end
+    return 0
 
 
 def _trailing(token: _Token) -> bool:
@@ -587,7 +617,29 @@ def _expression(tokens: list[_Token]) -> tuple[str | None, int]:
         operand, operator = tokens[1], tokens[2]
         if operand.kind in ("num", "str") and operator.text in _COMPARISONS:
             return "tautology", operator.end
+        end = _exists(tokens) or _subquery(tokens, 1)
+        if end:
+            return "subquery condition", end
     return None, 0
+
+
+def _exists(tokens: list[_Token]) -> int:
+    """Where an EXISTS predicate after a logical operator ends (``or (exists``,
+    ``and not exists (``); 0 if there is none. A parenthesis next to EXISTS is required:
+    prose says "or exists".
+    """
+    index = 1
+    opened = False
+    while index < len(tokens) - 1 and tokens[index].text in ("(", "not"):
+        opened = opened or tokens[index].text == "("
+        index += 1
+    token = tokens[index]
+    if token.text != "exists":
+        return 0
+    if opened:
+        return token.end
+    after = tokens[index + 1] if index + 1 < len(tokens) else None
+    return after.end if after is not None and after.text == "(" else 0
 
 
 def _unterminated(literal: str) -> bool:
