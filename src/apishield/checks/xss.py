@@ -54,6 +54,26 @@ _JS_OBFUSCATED = re.compile(
 # A script scheme spelled with entity or whitespace noise inside the word: ``ja&Tab;vascript:``.
 _SCHEME_NOISE = re.compile(r"&(?:tab|newline);|[\s\x00-\x1f]", re.IGNORECASE)
 _NOISY_SCHEME = re.compile(r"(?:java|vb|live)script:", re.IGNORECASE)
+# A quote that closes an attribute value, then attributes up to an event handler: the
+# break-out libinjection misses when earlier markup in the value pairs its quotes wrongly
+# (``<input value="x" /> " autofocus onfocus=(alert)(1)``). Linear: one start per quote,
+# each run ends at the next quote or angle bracket.
+_ATTRIBUTE_BREAKOUT = re.compile(rf"[\"'`][^\"'`<>]*?[\s/]{_HANDLER}")
+# A URL attribute whose value is a script scheme split by tab, CR or LF, which the URL
+# parser removes anywhere (``href="j&Tab;av&NewLine;ascript:``).
+_URL_ATTRIBUTE = r"\b(?:href|src|action|formaction|data|poster|background|codebase)\s*="
+_SPLIT = r"(?:[\t\n\r]|&(?:tab|newline);)*"  # as decoded, or as sent if left encoded
+
+
+def _split_word(word: str) -> str:
+    return _SPLIT.join(word)
+
+
+_SPLIT_SCHEME = re.compile(
+    rf"{_URL_ATTRIBUTE}\s*(?:[\"'`][\x00-\x20]*)?"
+    rf"(?:{_split_word('javascript')}|{_split_word('vbscript')}){_SPLIT}(?::|&colon;)",
+    re.IGNORECASE,
+)
 
 register_check_signatures(
     "xss",
@@ -133,13 +153,31 @@ class CrossSiteScripting(ValueCheck):
         if hit is not None and hit.signature.name == "xss.script_uri" and _VOID_URI.fullmatch(text):
             hit = None
         gates = {h.signature.name for h in hits if not h.signature.score}
-        if "xss.gate" in gates and libinjection.is_xss(_INERT.sub(_neutral, text))["is_xss"]:
-            evidence = hit.evidence if hit is not None else text
-            return self.found(value, "HTML/script markup", evidence, LIBINJECTION_SCORE)
+        if "xss.gate" in gates:
+            found = self._markup(value, text, hit)
+            if found is not None:
+                return found
         if hit is None and "xss.js_gate" in gates:
             return self._obfuscated(value)
         if hit is not None:
             return self.found(value, hit.signature.label, hit.evidence, hit.signature.score)
+        return None
+
+    def _markup(self, value: InputValue, text: str, hit: Hit | None) -> Finding | None:
+        """Markup libinjection flags in the whole text or from an attribute break-out on,
+        or a script URL split by whitespace that the URL parser removes."""
+        if libinjection.is_xss(_INERT.sub(_neutral, text))["is_xss"]:
+            evidence = hit.evidence if hit is not None else text
+            return self.found(value, "HTML/script markup", evidence, LIBINJECTION_SCORE)
+        breakout = _ATTRIBUTE_BREAKOUT.search(text)
+        if breakout is not None and breakout.start() > 0:
+            rest = text[breakout.start() :]
+            if libinjection.is_xss(_INERT.sub(_neutral, rest))["is_xss"]:
+                evidence = breakout.group(0)
+                return self.found(value, "attribute break-out", evidence, LIBINJECTION_SCORE)
+        scheme = _SPLIT_SCHEME.search(text)
+        if scheme is not None:
+            return self.found(value, "script URI split by whitespace", scheme.group(0), 85)
         return None
 
     def _obfuscated(self, value: InputValue) -> Finding | None:
