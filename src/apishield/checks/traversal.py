@@ -2,7 +2,10 @@
 
 Values are canonicalised first: leftover percent-encoding (double encoding),
 overlong UTF-8 and %u forms of ``.``, ``/`` and ``\\`` are decoded, and
-backslashes become slashes, so ``..%252f`` and ``..\\`` read as ``../``.
+backslashes become slashes, so ``..%252f`` and ``..\\`` read as ``../``. A ``%``
+that starts no escape before a separator is dropped, as lenient servers do
+(``%\\..%\\..``), and so are path parameters of dot segments, as Tomcat does
+(``..;/``, ``..;x/``, ``.;/``).
 """
 
 from __future__ import annotations
@@ -41,6 +44,14 @@ _ENCODED_ALIAS = re.compile("|".join(re.escape(a) for a in _ENCODED_ALIASES), re
 _SLASHES = str.maketrans({"\\": "/", "\uff0e": ".", "\uff0f": "/", "\u2215": "/", "\x00": None})
 # ``0x2e``/``0x2f``/``0x5c`` spelled out for ``.``, ``/`` and ``\`` (``0x5c0x2e./``).
 _HEX_ALIAS = re.compile(r"0x(2e|2f|5c)", re.IGNORECASE)
+_STRAY_PERCENT = re.compile(r"%(?=[/\\])")
+# A dot segment's path parameter, up to the next separator: ``..;jsessionid=1/``.
+_DOT_PARAMETER = re.compile(r"(?:^|(?<=[/\s=:'\"]))(\.\.?);[^/\s]*")
+# A UNC path to a share of the machine itself: its files, through the SMB loopback.
+_LOOPBACK_HOST = (
+    r"(?:localhost|127(?:\.\d{1,3}){1,3}|\[?(?:0{0,4}:){1,7}:?0{0,3}1\]?"
+    r"|0{0,4}-{1,7}0{0,3}1\.ipv6-literal\.net)"
+)
 
 register_check_signatures(
     "traversal",
@@ -84,6 +95,12 @@ register_check_signatures(
             75,
         ),
         (
+            "loopback_share",
+            rf"(?:{BEGIN}|[\s='\"])//+{_LOOPBACK_HOST}/+(?:[a-z]|admin|ipc)\$(?:/|{END})",
+            "UNC path to a local share",
+            85,
+        ),
+        (
             "wrapper",
             r"\b(?:php://(?:filter|input|stdin|memory|temp|fd)|phar://|zip://"
             r"|expect://|glob://|compress\.(?:zlib|bzip2)://|data://)",
@@ -113,8 +130,8 @@ class PathTraversal(ValueCheck):
     inspects_plain = True  # "..0x2f..0x2fetc0x2fpasswd" looks plain
 
     def wants(self, text: str) -> bool:
-        """Values with encodings or backslashes are rescanned after :func:`canonical_path`."""
-        return "%" in text or "\\" in text or not text.isascii()
+        """Values with encodings, backslashes or ``..;`` are rescanned canonical."""
+        return "%" in text or "\\" in text or "..;" in text or not text.isascii()
 
     def inspect(self, value: InputValue, hits: Sequence[Hit]) -> Finding | None:
         text = value.text
@@ -133,8 +150,12 @@ def canonical_path(text: str) -> str:
         text = percent_decode(_ENCODED_ALIAS.sub(_alias, text))
     if "0x" in text or "0X" in text:
         text = _HEX_ALIAS.sub(lambda m: "." if m.group(1).lower() == "2e" else "/", text)
+    if "%" in text:
+        text = _STRAY_PERCENT.sub("", text)
     if "\\" in text or "\x00" in text or not text.isascii():
-        return text.translate(_SLASHES)
+        text = text.translate(_SLASHES)
+    if ".;" in text:
+        text = _DOT_PARAMETER.sub(r"\1", text)
     return text
 
 
