@@ -48,10 +48,8 @@ _STRAY_PERCENT = re.compile(r"%(?=[/\\])")
 # A dot segment's path parameter, up to the next separator: ``..;jsessionid=1/``.
 _DOT_PARAMETER = re.compile(r"(?:^|(?<=[/\s=:'\"]))(\.\.?);[^/\s]*")
 # A UNC path to a share of the machine itself: its files, through the SMB loopback.
-_LOOPBACK_HOST = (
-    r"(?:localhost|127(?:\.\d{1,3}){1,3}|\[?(?:0{0,4}:){1,7}:?0{0,3}1\]?"
-    r"|0{0,4}-{1,7}0{0,3}1\.ipv6-literal\.net)"
-)
+# Loose spellings, and no anchor before the slashes: either costs 0.7 MB of hyperscan state.
+_LOOPBACK_HOST = r"(?:localhost|127\.[\d.]+|\[?[0:]+1\]?|[0-]+1\.ipv6-literal\.net)"
 
 register_check_signatures(
     "traversal",
@@ -96,7 +94,7 @@ register_check_signatures(
         ),
         (
             "loopback_share",
-            rf"(?:{BEGIN}|[\s='\"])//+{_LOOPBACK_HOST}/+(?:[a-z]|admin|ipc)\$(?:/|{END})",
+            rf"//{_LOOPBACK_HOST}/+(?:[a-z]|admin|ipc)\$(?:/|{END})",
             "UNC path to a local share",
             85,
         ),
