@@ -41,7 +41,6 @@ and size (name + value + 4 bytes for ``": "`` and CRLF) against ``max_headers`` 
 
 from __future__ import annotations
 
-import codecs
 import html
 import html.entities
 import re
@@ -116,9 +115,11 @@ _BRAND = r'"(?:[A-Za-z0-9 ._-]{1,48}|Not[ -/:-@_]A[ -/:-@_]Brand)";v="[0-9.]{1,2
 _BROWSER_SEC_VALUE = re.compile(
     rf'\?[01]|[a-z][a-z-]{{0,31}}|"[A-Za-z0-9 ._-]{{0,48}}"|{_BRAND}(?:, ?{_BRAND}){{0,15}}'
 )
-_LENIENT = "apishield.lenient-utf8"
-_NON_ASCII_RUN = re.compile(rb"[\x80-\xff]+")
 _SEQUENCE_START = re.compile(rb"[\xc0-\xfd][\x80-\xbf]")
+# Bytes escaped by the surrogateescape decoder (U+DC80-U+DCFF): runs of a lead byte
+# and continuation bytes, and the table that reads any other escape as latin-1.
+_ESCAPED_SEQUENCE = re.compile("(?:[\udcc0-\udcfd][\udc80-\udcbf]+)+")
+_ESCAPED_AS_LATIN1 = {0xDC00 + byte: byte for byte in range(0x80, 0x100)}
 _HEX_BYTES = {
     f"{high}{low}".encode(): bytes([int(high + low, 16)])
     for high in "0123456789abcdefABCDEF"
@@ -179,42 +180,34 @@ def _loose_char(data: bytes, start: int) -> tuple[str, int]:
     return chr(point), end
 
 
-def _lenient_utf8(error: UnicodeError) -> tuple[str, int]:
-    """Codec error handler: overlong forms and surrogate pairs decoded, other bytes latin-1.
-
-    It reads the whole run of non-ASCII bytes at the error, so that hostile input
-    full of invalid bytes costs one call per run rather than one per byte; within
-    the run, only a lead byte followed by a continuation byte can start a sequence,
-    and the bytes between such places are read as latin-1 in one step.
-    """
-    if not isinstance(error, UnicodeDecodeError):
-        raise error
-    data, position = error.object, error.start
-    end = _NON_ASCII_RUN.match(data, position).end()  # type: ignore[union-attr]
-    chars = []
-    while position < end:
-        lead = _SEQUENCE_START.search(data, position, end)
-        if lead is None:
-            chars.append(data[position:end].decode("latin-1"))
-            break
-        if lead.start() > position:
-            chars.append(data[position : lead.start()].decode("latin-1"))
-        char, position = _loose_char(data, lead.start())
+def _loose_run(match: re.Match[str]) -> str:
+    """A run of escaped bytes that holds lead and continuation bytes, read loosely."""
+    data = match.group().encode("utf-8", "surrogateescape")
+    chars, position = [], 0
+    while position < len(data):
+        char, position = _loose_char(data, position)
         chars.append(char)
-    return "".join(chars), end
-
-
-codecs.register_error(_LENIENT, _lenient_utf8)
+    return "".join(chars)
 
 
 def decode_bytes(data: bytes) -> str:
-    """``data`` as UTF-8, decoded leniently (overlong forms decoded, bad bytes latin-1)."""
+    """``data`` as UTF-8, decoded leniently (overlong forms decoded, bad bytes latin-1).
+
+    Python's decoder does the work in C: bytes that are not strict UTF-8 come out as
+    escapes (``surrogateescape``); only runs of escapes that begin with a lead byte
+    followed by a continuation byte can spell a loose sequence and are read in
+    Python; every other escape becomes its latin-1 character in one translation.
+    """
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        if _SEQUENCE_START.search(data) is None:
-            return data.decode("latin-1")  # no byte can start a sequence (latin-1 text)
-        return data.decode("utf-8", _LENIENT)
+        pass
+    if _SEQUENCE_START.search(data) is None:
+        return data.decode("latin-1")  # no byte can start a sequence (latin-1 text)
+    text = data.decode("utf-8", "surrogateescape")
+    if _ESCAPED_SEQUENCE.search(text) is not None:
+        text = _ESCAPED_SEQUENCE.sub(_loose_run, text)
+    return text.translate(_ESCAPED_AS_LATIN1)
 
 
 def _to_bytes(text: str) -> bytes:

@@ -9,7 +9,8 @@
   at ``strict``, where a JavaScript tutorial may write ``obj.__proto__``.
 * Perl ``@{[ ... ]}`` interpolation and Ruby process APIs (``Kernel.exec``,
   ``IO.popen``, ``%x(...)``).
-* JavaScript denial of service: a loop with a constant condition and no body.
+* JavaScript denial of service and time delays: a loop with a constant condition and
+  no body, or one that only waits for the clock (``do{b=new Date()}while(b-a<9999)``).
 * PHP code hidden in ``data:`` URIs; a bare text ``data:`` URI only at ``strict``.
 * ORM lookup injection: Django-style filter keys that traverse relations to a secret
   field (``user__password__startswith``) or through four or more relations; single
@@ -60,6 +61,20 @@ _MENTION = re.compile(rf"__proto__|{_CONSTRUCTOR_PROTOTYPE}", re.IGNORECASE)
 _TRUTHY = (
     r"(?:!\s*)*(?:true|false|null|undefined|NaN|[+-]?(?:Infinity|\d+)|this|String"
     r"|new\s+[a-z_$][\w$]*|\"\"|''|``|\[\]|\{\})"
+)
+# A reading of the clock: what a busy wait spins on until enough time has passed.
+_CLOCK = (
+    r"(?:\+\s*)?\(?\s*new\s+Date\b\s*(?:\(\s*\))?\s*\)?(?:\s*\.\s*(?:getTime|valueOf)\s*\(\s*\))?"
+    r"|\bDate\s*\.\s*now\s*\(\s*\)|\bperformance\s*\.\s*now\s*\(\s*\)"
+)
+_READS_CLOCK = re.compile(_CLOCK, re.IGNORECASE)
+# A loop that only waits: an empty body under a short condition (that must read the
+# clock), or a do-body that does nothing but read it. Honest code sleeps with a timer.
+# Linear: the condition is bounded and cannot run past a ; or a brace.
+_WAIT_LOOP = re.compile(
+    r"\bwhile\s*\((?P<condition>[^;{}]{0,80}?)\)\s*(?:;|\{\s*\}|$)"
+    rf"|\bdo\s*\{{\s*(?:(?:var|let|const)\s+)?[\w$]+\s*=\s*(?:{_CLOCK})\s*;?\s*\}}\s*while\s*\(",
+    re.IGNORECASE,
 )
 _LOOKUPS = (
     "i?startswith|i?endswith|i?contains|i?exact|i?regex|isnull|gte?|lte?|in|range|search"
@@ -185,6 +200,7 @@ register_check_signatures(
             "JavaScript infinite loop",
             85,
         ),
+        ("loop", r"\bwhile\s*\(", "JavaScript loop", 0),
         ("data_uri_base64", r"data:[\w.+/=;-]*;\s*base64\s*,", "base64 data: URI", 0),
         (
             "data_uri_text",
@@ -293,7 +309,17 @@ def _data_uri(value: InputValue, hit: Hit) -> Judgement | None:
     return None
 
 
+def _busy_wait(value: InputValue, hit: Hit) -> Judgement | None:
+    """A JavaScript loop that does nothing but wait for the clock (a time delay)."""
+    for loop in _WAIT_LOOP.finditer(value.text):
+        condition = loop.group("condition")
+        if condition is None or _READS_CLOCK.search(condition) is not None:
+            return "JavaScript busy-wait loop", loop.group(0).strip(), 85
+    return None
+
+
 _GATES: dict[str, Callable[[InputValue, Hit], Judgement | None]] = {
+    "loop": _busy_wait,
     "proto": _pollution,
     "constructor_prototype": _pollution,
     "prototype_key": _pollution,
