@@ -94,3 +94,25 @@ def test_php_in_data_uri_is_decoded() -> None:
     assert finding is not None and "PHP code in a data: URI" in finding.message
     image = base64.b64encode(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR").decode()
     assert _check("strict").check_value(_value(f"data:image/png;base64,{image}")) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("do{var b=new Date();}while(b-a<20000);", True),
+        ("while(+new Date-s<5e3);", True),
+        ("while (Date.now() < deadline) {}", True),
+        ("while (Date.now() < deadline) { tick(); }", False),
+        ("while (n < 10);", False),
+        ("do { b = next(); } while (b)", False),
+    ],
+)
+def test_busy_wait(text: str, found: bool) -> None:
+    finding = _check().check_value(_value(text, Source.JSON))
+    assert (finding is not None and "busy-wait" in finding.message) is found
+
+
+def test_base64_of_busy_wait() -> None:
+    encoded = base64.b64encode(b"while(Date.now()-t<5000);").decode()
+    finding = _check().check_value(_value(encoded, Source.COOKIE))
+    assert finding is not None and "busy-wait" in finding.message
