@@ -188,6 +188,10 @@ _SIMPLE: dict[str, tuple[str, int]] = {
     "urlclassloader": ("class loading class", 60),
 }
 _EXECUTION_WORDS = frozenset({"runtime", "processbuilder"})
+# Methods of an execution object that run or reach a command: ``runtime.exec(``.
+_EXECUTION_METHODS = frozenset({"exec", "getruntime", "loadlibrary"})
+_OPENERS = ("${", "#{", "%{", "*{")
+_OPENER_WINDOW = 64  # how far back an expression's opener is looked for
 _HARMLESS_TYPES = re.compile(
     r"java\.(?:util|time|math|text)\.|java\.lang\.(?:string|integer|long|short|byte|double|float"
     r"|boolean|character|number|object|enum|iterable|comparable|charsequence)\b"
@@ -352,6 +356,13 @@ def analyse(text: str, *, typed: bool = False) -> Judgement | None:
         judged = _judge_name(name, words)
         if judged is None and typed and name.startswith(_JDK) and not _HARMLESS_TYPES.match(name):
             judged = ("polymorphic type naming a JDK class", 85)
+        if (
+            judged is None
+            and (best is None or best.score < _USED)
+            and _calls_execution(name)
+            and _in_expression(text, match)
+        ):
+            judged = ("command execution call in an expression", _USED)
         if judged is None:
             continue
         kind, score = judged
@@ -409,6 +420,26 @@ def _names_execution(segments: list[str]) -> bool:
             after = segments[index + 1 : index + 2]
             return not after or after[0].startswith(("get", "exec", "start", "class", "new"))
     return False
+
+
+def _calls_execution(name: str) -> bool:
+    """``runtime.exec``, ``x.runtime.getruntime``: an execution method of an execution
+    object, whatever the variable holding it is called in an expression's context."""
+    segments = name.split(".", _MAX_SEGMENTS)[:_MAX_SEGMENTS]
+    return any(
+        word in _EXECUTION_WORDS and method in _EXECUTION_METHODS
+        for word, method in itertools.pairwise(segments)
+    )
+
+
+def _in_expression(text: str, name: re.Match[str]) -> bool:
+    """True when the called ``name`` sits inside an expression's braces (``#{runtime.exec(``);
+    prose that mentions ``Runtime.exec()`` has no opener right before it."""
+    if text[name.end() : name.end() + 1] != "(":
+        return False
+    window = text[max(0, name.start() - _OPENER_WINDOW) : name.start()]
+    opener = max(window.rfind(o) for o in _OPENERS)
+    return opener >= 0 and "}" not in window[opener:]
 
 
 def _is_used(text: str, start: int, end: int) -> bool:
