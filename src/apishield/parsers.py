@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection
+from functools import lru_cache
 from typing import Any
 from xml.parsers import expat
 
@@ -61,7 +62,6 @@ MAX_BOUNDARY_LENGTH = 200
 _BODY_LOCATION = Location(Source.BODY)
 _UTF8_BOM = b"\xef\xbb\xbf"  # some clients send one; orjson refuses it
 _json_location = location_cache(Source.JSON)
-_json_key_location = location_cache(Source.JSON_KEY)
 _form_location = location_cache(Source.FORM)
 _form_key_location = location_cache(Source.FORM_KEY)
 _multipart_location = location_cache(Source.MULTIPART)
@@ -205,15 +205,17 @@ class _JsonWalker:
             raise _too_deep(self.limits, Location(Source.JSON, pointer))
         append = self.values.append
         decode = self.decode
+        new = tuple.__new__  # InputValue without its __new__ wrapper: a frame less per value
         scalars = 0
         for key, child in items:
-            child_pointer = _pointer(pointer, key)
-            text = canonical(key) if decode else key
-            append(InputValue(_json_key_location(child_pointer), key, text))
+            child_pointer = (
+                f"{pointer}/{key}" if "~" not in key and "/" not in key else _pointer(pointer, key)
+            )
+            key_location, location = _member_locations(child_pointer)
+            append(new(InputValue, (key_location, key, canonical(key) if decode else key)))
             kind = type(child)
             if kind is str:
-                text = canonical(child) if decode else child
-                append(InputValue(_json_location(child_pointer), child, text))
+                append(new(InputValue, (location, child, canonical(child) if decode else child)))
                 scalars += 1
             elif kind in _CONTAINERS:
                 self.node(child, child_pointer, depth)
@@ -227,19 +229,25 @@ class _JsonWalker:
             raise _too_deep(self.limits, Location(Source.JSON, pointer))
         append = self.values.append
         decode = self.decode
+        new = tuple.__new__
         scalars = 0
         for index, child in enumerate(items):
-            child_pointer = f"{pointer}/{index}"
             kind = type(child)
             if kind is str:
-                text = canonical(child) if decode else child
-                append(InputValue(_json_location(child_pointer), child, text))
+                location = _json_location(f"{pointer}/{index}")
+                append(new(InputValue, (location, child, canonical(child) if decode else child)))
                 scalars += 1
             elif kind in _CONTAINERS:
-                self.node(child, child_pointer, depth)
+                self.node(child, f"{pointer}/{index}", depth)
             else:
                 scalars += 1
         self.count(scalars, pointer)
+
+
+@lru_cache(maxsize=2048)
+def _member_locations(pointer: str) -> tuple[Location, Location]:
+    """The locations of an object member's key and of its value (one cache lookup)."""
+    return Location(Source.JSON_KEY, pointer), Location(Source.JSON, pointer)
 
 
 _CONTAINERS = frozenset({dict, list, _Pairs})
