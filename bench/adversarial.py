@@ -38,7 +38,7 @@ SEEDS = (
     "select ", "or ", "<script", "x=", "a:", "O:1:", "{%", "*)(", "127.", "::", "\r\n",
     "ab ", "a'b ",
 )  # fmt: skip
-PREFIXES = ("", "java.lang.Runtime ", "; id ", "' or 1=1 ", "<script>", "{{7*7}} ")
+PREFIXES = ("", "java.lang.Runtime ", "; id ", "' or 1=1 ", "<script>", "{{7*7}} ", "eval(")
 SHOWN = 15
 
 

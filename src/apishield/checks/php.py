@@ -18,6 +18,7 @@ Signatures find the unmistakable forms (``<?php``, ``php://input``, ``$_GET[``,
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 
@@ -248,15 +249,27 @@ _CALL_SITE = re.compile(r"[)\]}'\"]\s*\(")
 
 def judge_built_callee(text: str) -> Judged | None:
     """A dangerous function called through an expression: ``(sy.(st).em)('id')``."""
-    code = _CAST.sub("", _COMMENTS.sub("", text))
+    code = _SPACES.sub(" ", _CAST.sub("", _COMMENTS.sub("", text)))
     names = {m.group(1).lower(): _name_of(m.group(2)) for m in _DEFINE.finditer(code)}
     names |= {m.group(1).lower(): _name_of(m.group(2)) for m in _ASSIGN.finditer(code)}
-    for site in _CALL_SITE.finditer(code):
-        callee = _name_of(_callee(code, site.end() - 1))
+    openers = _bracket_openers(code)
+    for site in itertools.islice(_CALL_SITE.finditer(code), _MAX_CALL_SITES):
+        callee = _name_of(_callee(code, site.end() - 1, openers))
         callee = names.get(callee, callee)
         if callee in _EXEC or callee in _PHP_ONLY:
             return ("PHP code execution", code[max(0, site.start() - 40) : site.end() + 20], False)
     return None
+
+
+# Bounds that keep the search linear on hostile text (e.g. "*)(" repeated): a built
+# name is a few atoms (``("sy"."st"."em")``, ``$a.$b``), each a group, a string or a
+# short word; longer chains spell no function name.
+_MAX_CALL_SITES = 1024
+_MAX_ATOMS = 8
+_MAX_WORD = 64
+_SPACES = re.compile(r"\s+")
+_BRACKETS = re.compile(r"[()\[\]{}]")
+_OPENING = {")": "(", "]": "[", "}": "{"}
 
 
 def _name_of(expression: str) -> str:
@@ -264,44 +277,61 @@ def _name_of(expression: str) -> str:
     return _NOT_NAME.sub("", _INDEX.sub("", expression)).lower()
 
 
-def _callee(code: str, paren: int) -> str:
+def _bracket_openers(code: str) -> dict[int, int]:
+    """For each closing bracket, where its opening bracket of the same kind is (0 if none)."""
+    stacks: dict[str, list[int]] = {"(": [], "[": [], "{": []}
+    openers: dict[int, int] = {}
+    for match in _BRACKETS.finditer(code):
+        char, index = match.group(), match.start()
+        if char in stacks:
+            stacks[char].append(index)
+        else:
+            stack = stacks[_OPENING[char]]
+            openers[index] = stack.pop() if stack else 0
+    return openers
+
+
+def _callee(code: str, paren: int, openers: dict[int, int]) -> str:
     """The expression called by the ``(`` at ``paren``: atoms chained by ``.`` or indexes."""
     i = paren - 1
-    while i >= 0 and code[i].isspace():
+    if i >= 0 and code[i] == " ":
         i -= 1
     end = i + 1
-    while i >= 0:
-        i = _atom_start(code, i) - 1
-        j = i
-        while j >= 0 and code[j].isspace():
+    for _ in range(_MAX_ATOMS):
+        if i < 0:
+            break
+        start = _atom_start(code, i, openers)
+        if start is None:
+            return ""
+        j = start - 1
+        if j >= 0 and code[j] == " ":
             j -= 1
         if j >= 0 and (code[j] == "." or code[j] in ")]}"):
             i = j - 1 if code[j] == "." else j
-            while i >= 0 and code[i].isspace():
+            if i >= 0 and code[i] == " ":
                 i -= 1
             continue
+        i = start - 1
         break
+    else:
+        return ""  # a longer chain spells no function name
     return code[i + 1 : end]
 
 
-def _atom_start(code: str, i: int) -> int:
-    """Where the atom ending at ``i`` starts: a bracket group, a string or a word."""
+def _atom_start(code: str, i: int, openers: dict[int, int]) -> int | None:
+    """Where the atom ending at ``i`` starts: a bracket group, a string or a word (``None``
+    for a word too long to be part of a function name)."""
     closing = code[i]
     if closing in ")]}":
-        opening = {")": "(", "]": "[", "}": "{"}[closing]
-        depth = 0
-        while i >= 0:
-            depth += (code[i] == closing) - (code[i] == opening)
-            if depth == 0:
-                return i
-            i -= 1
-        return 0
+        return openers.get(i, 0)
     if closing in "'\"":
-        start = code.rfind(closing, 0, i)
-        return max(start, 0)
-    while i > 0 and (code[i - 1].isalnum() or code[i - 1] in "_$"):
-        i -= 1
-    return i
+        return max(code.rfind(closing, 0, i), 0)
+    start = i
+    while start > 0 and (code[start - 1].isalnum() or code[start - 1] in "_$"):
+        start -= 1
+        if i - start > _MAX_WORD:
+            return None
+    return start
 
 
 def _upload(value: InputValue) -> Judged | None:
