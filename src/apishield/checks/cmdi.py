@@ -416,8 +416,15 @@ def _tricked_words(text: str) -> frozenset[str]:
 
 
 def _has_inner_trick(word: str) -> bool:
+    """A quote, escape or expansion after the word's first letter, with its quotes closed
+    inside the word: ``I'd`` leaves a quote open, which a shell refuses to run."""
     first = _ALNUM.search(word)
-    return first is not None and _TRICK_CHAR.search(word, first.end()) is not None
+    return (
+        first is not None
+        and _TRICK_CHAR.search(word, first.end()) is not None
+        and word.count("'") % 2 == 0
+        and word.count('"') % 2 == 0
+    )
 
 
 def _expand_braces(text: str) -> str:
