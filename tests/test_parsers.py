@@ -9,7 +9,12 @@ import pytest
 
 from apishield.findings import Source
 from apishield.inputs import InputRejected, InputValue
-from apishield.parsers import FILE_PREVIEW_BYTES, body_inputs, parse_header_parameters
+from apishield.parsers import (
+    FILE_PREVIEW_BYTES,
+    body_inputs,
+    parse_header_parameters,
+    plain_json_texts,
+)
 from apishield.policy import Limits
 
 LIMITS = Limits()
@@ -135,6 +140,42 @@ def test_json_is_sniffed_without_a_json_type(content_type: str | None) -> None:
         (Source.JSON_KEY, "/q", "q", "q"),
         (Source.JSON, "/q", "x", "x"),
     ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"order_id": "ord_8f", "items": [{"sku": "A-1", "qty": 2}, "x y", null], "n": -1.5e3}',
+        b'{"a": "x", "a": "y", "": ""}',  # duplicates and empty strings kept, in order
+        b'"alone"',
+        b"[1, true, false, null]",
+        b'{"k": "{[,]}:"}',
+    ],
+)
+def test_plain_json_texts_are_the_texts_body_inputs_gives(body: bytes) -> None:
+    limits = Limits()
+    texts = plain_json_texts(body, "application/json", limits)
+    assert texts == [value.text for value in body_inputs(body, "application/json", limits)]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b'{"k": "a\\"b"}', "application/json"),  # an escape: quotes no longer delimit alone
+        (b'{"k": "50%"}', "application/json"),  # decoding would change the text
+        (b'{"k": "a&b"}', "application/json"),
+        ('{"k": "é"}'.encode(), "application/json"),
+        (b'\xef\xbb\xbf{"k": "v"}', "application/json"),
+        (b'{"k": "v"', "application/json"),  # invalid: body_inputs rejects it
+        (b'{"k": "v"}', "text/plain"),
+        (b'{"k": "v"}', "application/json; charset=latin-1"),
+        (b"[" * 33 + b"]" * 33, "application/json"),  # deeper than the limit allows, maybe
+    ],
+)
+def test_plain_json_texts_leave_everything_else_to_body_inputs(
+    body: bytes, content_type: str
+) -> None:
+    assert plain_json_texts(body, content_type, Limits()) is None
 
 
 def test_json_like_text_that_is_not_json_is_one_body_value() -> None:

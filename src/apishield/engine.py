@@ -35,7 +35,7 @@ from apishield.findings import Action, Finding, Location, Mode, Phase, Severity,
 from apishield.http import Request, Response
 from apishield.inputs import InputRejected, InputValue
 from apishield.normalize import decode_path, request_head_inputs
-from apishield.parsers import body_inputs
+from apishield.parsers import body_inputs, plain_json_texts
 from apishield.policy import CheckSettings, Exclusion, Policy, Route, resolve_mode
 from apishield.problem import problem_json
 from apishield.routes import RouteTable, compile_template
@@ -255,6 +255,7 @@ class Transaction:
         self.verdict: Verdict | None = None
         self._done: set[Phase] = set()
         self._inputs: Sequence[InputValue] = ()
+        self._body_deferred = False  # body values not built yet: none is a candidate
         self._engine_seconds = 0.0
         self._finished: SecurityEvent | None = None
 
@@ -267,6 +268,9 @@ class Transaction:
 
     def inputs_for(self, check_id: str) -> Sequence[InputValue]:
         """The current phase's inputs that ``check_id`` may inspect."""
+        if self._body_deferred:
+            self._body_deferred = False
+            self._inputs = [*self._inputs, *self._body_values()]
         if not self._exclusions:
             return self._inputs
         rules = [e for e in self._exclusions if e.check in ("*", check_id)]
@@ -394,6 +398,7 @@ class Transaction:
                 for finding in found:
                     self._record(compiled, finding, mode, blocking)
         self._inputs = ()
+        self._body_deferred = False
         if blocking:
             return self._block(blocking)
         return None
@@ -451,6 +456,8 @@ class Transaction:
         return [*head, *body]
 
     def _extract_body(self) -> Sequence[InputValue]:
+        """The body's values; none yet for a plain JSON body in which no text is a
+        candidate of any value check (built only if a check asks, see :meth:`inputs_for`)."""
         request = self.request
         if not request.body:
             return ()
@@ -462,6 +469,14 @@ class Transaction:
                 f"request body exceeds {limits.max_body_bytes} bytes",
                 Location(Source.BODY),
             )
+        texts = plain_json_texts(request.body, request.headers.get("content-type"), limits)
+        if texts is not None and not self.engine.value_scanner.has_candidates(texts):
+            self._body_deferred = True
+            return ()
+        return self._body_values()
+
+    def _body_values(self) -> Sequence[InputValue]:
+        request, limits = self.request, self.engine.policy.limits
         return body_inputs(request.body, request.headers.get("content-type"), limits)
 
     def _block(self, blocking: list[Finding]) -> Verdict:

@@ -185,6 +185,10 @@ class ValueScanner:
             for check, hits in found:
                 yield value, check, hits
 
+    def has_candidates(self, texts: list[str]) -> bool:
+        """True when some check must inspect one of ``texts`` (remembered like any scan)."""
+        return any(self._candidates_of(texts))
+
     def _candidates_of(self, texts: list[str]) -> list[_Candidates]:
         memo = self._memo
         if memo is None:
