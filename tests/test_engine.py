@@ -355,7 +355,10 @@ def test_the_scan_memo_changes_no_verdict_and_forgets_the_oldest_texts(
         assert seen == [
             (f.check, f.location, f.evidence) for f in fresh.inspect(get(query)).findings
         ]
-    assert len(remembered.value_scanner._memo or {}) == 4
+    memo = remembered.value_scanner._memo or {}
+    assert len(memo) == 4
+    # the clean texts are exactly the remembered texts that no check must inspect
+    assert remembered.value_scanner._clean == {text for text, found in memo.items() if not found}
 
 
 class BothPhasesCheck(Check):

@@ -176,6 +176,9 @@ class ValueScanner:
         self._by_id = {check.id: check for check in checks}
         self._wanting = tuple(c for c in checks if type(c).wants is not ValueCheck.wants)
         self._memo: OrderedDict[str, _Candidates] | None = OrderedDict() if memo else None
+        # The remembered texts that no check must inspect: a request made only of
+        # them (most are) is settled by one set operation, without a loop in Python.
+        self._clean: set[str] = set()
 
     def candidates(
         self, values: Sequence[InputValue]
@@ -193,6 +196,8 @@ class ValueScanner:
         memo = self._memo
         if memo is None:
             return self._scan(texts)
+        if self._clean.issuperset(texts):
+            return [()] * len(texts)
         results: list[_Candidates | None] = [memo.get(text) for text in texts]
         missing = [i for i, found in enumerate(results) if found is None]
         if missing:
@@ -210,8 +215,10 @@ class ValueScanner:
             # O(1), unlike deleting a plain dict's first key, which leaves a run of dead
             # slots that every later eviction walks again; another thread may evict first
             with contextlib.suppress(KeyError):
-                memo.popitem(last=False)
+                self._clean.discard(memo.popitem(last=False)[0])
         memo[text] = found
+        if not found:
+            self._clean.add(text)
 
     def _scan(self, texts: list[str]) -> list[_Candidates]:
         """The candidates of each text, from one batch scan."""
