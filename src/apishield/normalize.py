@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import html
 import html.entities
+import itertools
 import re
 import unicodedata
 from collections.abc import Callable
@@ -396,14 +397,18 @@ def count_parameters(text: str) -> int:
     return text.count("&") + 1 if text else 0
 
 
-def _path_inputs(path: str) -> list[InputValue]:
+def _path_inputs(path: str) -> tuple[InputValue, ...]:
     decode = not is_plain(path) or "&" in path
     values = [InputValue(_PATH_LOCATION, path, canonical(path) if decode else path)]
     for index, segment in enumerate(path.split("/")[1:]):
         if segment:
             text = canonical(segment) if decode else segment
             values.append(InputValue(_segment_location(str(index)), segment, text))
-    return values
+    return tuple(values)
+
+
+# Remembered for paths of up to REMEMBERED_TEXT_CHARS: clients call the same endpoints.
+_remembered_path_inputs = lru_cache(maxsize=4096)(_path_inputs)
 
 
 def _cookie_inputs(header: str) -> list[InputValue]:
@@ -473,9 +478,7 @@ def _header_inputs(request: Request, limits: Limits) -> tuple[list[InputValue], 
     """Inspected header values and the raw ``Cookie`` headers; checks the header size."""
     values: list[InputValue] = []
     cookies: list[str] = []
-    size = 0
     for name, value in request.headers:
-        size += len(name) + len(value) + 4
         found = (
             _remembered_header_input(name, value)
             if len(value) <= REMEMBERED_TEXT_CHARS
@@ -485,6 +488,8 @@ def _header_inputs(request: Request, limits: Limits) -> tuple[list[InputValue], 
             cookies.append(value)
         elif found is not None:
             values.append(found)
+    # names and values, plus ": " and CRLF per header
+    size = sum(map(len, itertools.chain.from_iterable(request.headers))) + 4 * len(request.headers)
     if size > limits.max_header_bytes:
         raise InputRejected(
             "limits.headers",
@@ -510,7 +515,10 @@ def request_head_inputs(request: Request, limits: Limits) -> list[InputValue]:
             f"{limits.max_params}",
             _QUERY_LOCATION,
         )
-    values = _path_inputs(request.path)
+    path = request.path
+    values = list(
+        _remembered_path_inputs(path) if len(path) <= REMEMBERED_TEXT_CHARS else _path_inputs(path)
+    )
     if query:
         values += parameter_inputs(query, _query_key_location, _query_location)
     values += header_values
