@@ -318,6 +318,16 @@ def test_multipart(newline: bytes) -> None:
     ]
 
 
+def test_a_file_name_with_backslashes_is_inspected_as_sent_and_unescaped() -> None:
+    body = _multipart(
+        b'Content-Disposition: form-data; name="f"; filename="..\\1.7z"\n\nx',
+        b'Content-Disposition: form-data; name="g"; filename="a\\"b"\n\ny',
+        newline=b"\r\n",
+    )
+    names = [row[2] for row in _parse(body, MULTIPART_TYPE) if row[0] is Source.MULTIPART_NAME]
+    assert names == ["f", "..1.7z", "..\\1.7z", "g", 'a"b', 'a\\"b']
+
+
 def test_multipart_binary_files_are_previewed() -> None:
     content = b"<?php evil(); ?>" + b"\x89PNG" * FILE_PREVIEW_BYTES
     body = _multipart(

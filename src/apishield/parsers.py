@@ -69,6 +69,7 @@ _multipart_name_location = location_cache(Source.MULTIPART_NAME)
 _xml_location = location_cache(Source.XML)
 _PARAMETER = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
 _QUOTED_PAIR = re.compile(r"\\(.)")
+_QUOTED_FILENAME = re.compile(r';\s*filename\s*=\s*"((?:[^"\\]|\\.)*)"', re.IGNORECASE)
 _MEMBER_COLON = re.compile(rb'"[ \t\r\n]*:')
 BINARY_PREFIXES = ("image/", "audio/", "video/", "font/")
 BINARY_TYPES = frozenset({"application/zip", "application/gzip", "application/pdf"})
@@ -351,9 +352,17 @@ def _part_header(header: str, limits: Limits) -> tuple[str, dict[str, str]]:
 
 
 def _disposition(header: str, limits: Limits) -> tuple[str, list[str]]:
-    """The part name and filenames (``filename`` and a decoded ``filename*``)."""
+    """The part name and filenames (``filename`` and a decoded ``filename*``).
+
+    Browsers send backslashes in a quoted file name as they are (``..\\1.7z``) while
+    quoted-pair unescaping reads ``\\1`` as ``1``: when the two readings differ, both
+    are file names to inspect.
+    """
     _, params = _part_header(header, limits)
     filenames = [params["filename"]] if "filename" in params else []
+    as_sent = _QUOTED_FILENAME.search(header)
+    if as_sent is not None and as_sent.group(1) not in filenames:
+        filenames.append(as_sent.group(1))
     extended = params.get("filename*")
     if extended is not None:
         _, _, encoded = extended.rpartition("'")
