@@ -102,6 +102,9 @@ class ValueCheck(Check):
 
     title: ClassVar[str]  # what the check finds, e.g. "SQL injection", for messages
     inspects_plain: ClassVar[bool] = False  # see signatures.is_plain
+    # Names of signatures whose hit counts on plain text even when the check does not
+    # inspect plain values ("1+union+select+1" is made of plain characters).
+    plain_signatures: ClassVar[frozenset[str]] = frozenset()
     # True when inspect() rescans text with ``signature_set`` (after its own decoding):
     # that database is then compiled with the engine, not on a request's first use.
     rescans: ClassVar[bool] = False
@@ -123,10 +126,15 @@ class ValueCheck(Check):
     def check_value(self, value: InputValue) -> Finding | None:
         """Judge one value on its own, scanning it with this check's signatures only."""
         text = value.text
-        if not self.inspects_plain and is_plain(text):
+        plain = not self.inspects_plain and is_plain(text)
+        if plain and not self.plain_signatures:
             return None
         hits = self.signature_set.scan(text)
-        if not hits and not self.wants(text):
+        if plain:
+            hits = [h for h in hits if h.signature.name in self.plain_signatures]
+            if not hits:
+                return None
+        elif not hits and not self.wants(text):
             return None
         return self.inspect(value, hits)
 
@@ -246,7 +254,8 @@ class ValueScanner:
         plain = is_plain(text)
         grouped: dict[str, list[Hit]] = {}
         for hit in hits:
-            if not plain or self._by_id[hit.signature.check].inspects_plain:
+            check = self._by_id[hit.signature.check]
+            if not plain or check.inspects_plain or hit.signature.name in check.plain_signatures:
                 grouped.setdefault(hit.signature.check, []).append(hit)
         if not plain:
             for check in wanting:

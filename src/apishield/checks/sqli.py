@@ -351,6 +351,7 @@ class SqlInjection(ValueCheck):
 
     id = "sqli"
     rescans = True  # other readings of a value (form fields, + as space)
+    plain_signatures = frozenset({"sqli.plus_gate"})  # "1+union+select+1,2,3--"
     category = "injection"
     title = "SQL injection"
     owasp = None
