@@ -303,6 +303,7 @@ _FUNCTION = re.compile(r"([\w:.]+)\s*\(\s*\)\s*\{(.*?)\}", re.DOTALL)
 _ALIAS = re.compile(r"alias\s+(?:[-+]\w+\s+)*['\"]?([\w.-]+)['\"]?=([^\s;&|]+)", re.IGNORECASE)
 _KEY_VALUE = re.compile(r"[\w.\[\]-]+=(?=\S)")
 _ALNUM = re.compile(r"[a-z0-9]")
+_PROSE_WORDS = 3  # plain words after a command name on a new line: a sentence, not arguments
 _TRICK_CHAR = re.compile(r"['\"\\`^]|\$.|[<>]\(")
 _WRITTEN_SPLIT = re.compile(r"[\s;|&{}+]+")
 _BRACE_COMMAND = re.compile(r"(?:^|[;&|\n`(])\s*([^\s{]*\{[^{}\s,]*(?:,[^{}\s,]*)+\}\S*)")
@@ -511,6 +512,8 @@ def _judge(
     ended = command.rest.strip("\n") in _LINE_ENDS and (following is None or command.rest != "\n")
     if command.after == "\n" and not args and not ended:
         return None  # a word alone on a line is a list item, not a command
+    if command.after == "\n" and len(args) >= _PROSE_WORDS and all(a.isalpha() for a in args):
+        return None  # a line of prose that starts with a command's name ("WScript is the ...")
     if command.after and command.after not in ("(", ")", "{", "}"):
         return Judgement("chained command", evidence, 90)
     if wrapper and (distinct or wrapper in _DISTINCT_WRAPPERS):
