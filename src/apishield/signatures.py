@@ -1,10 +1,10 @@
-"""Signature matching: detector patterns compiled into one hyperscan database.
+"""Signature matching: detector patterns compiled into hyperscan databases.
 
 Detectors declare :class:`Signature` values at import time with
-:func:`register_signatures`. A :class:`SignatureSet` compiles any selection of them
-into a single hyperscan database, so one pass over a value finds every hit of
-every signature in the set. Sets are built when a policy is compiled and are
-read-only afterwards; the scratch space hyperscan needs is kept per thread.
+:func:`register_signatures`. A :class:`SignatureSet` compiles any selection of them,
+so one pass over a value (or over many values joined) finds every hit of every
+signature in the set. Sets are built when a policy is compiled and are read-only
+afterwards; the scratch space hyperscan needs is kept per thread.
 
 :func:`is_plain` is the cheap pre-test every detector runs first: values made only
 of letters, digits and a few inert punctuation marks cannot carry an injection.
@@ -197,11 +197,11 @@ class SignatureSet:
         match, which also drops a match that began in a neighbour. Texts with gate
         hits only get each gate's hit at its first end.
         """
+        if not texts:
+            return {}
         if len(texts) == 1:  # no neighbours: one pass with start offsets
             hits = self.scan(texts[0].replace(_SEPARATOR, " "))
             return {0: hits} if hits else {}
-        if not texts:
-            return {}
         data, starts, ends = _join(texts)
         batch = _Batch(starts, ends, self._gates)
         self._ends_database.scan(
