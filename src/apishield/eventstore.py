@@ -23,6 +23,7 @@ from apishield.errors import StorageError
 
 PRUNE_INTERVAL = 60.0
 BUSY_TIMEOUT = 10.0
+_LOCKED_RETRY_SECONDS = 0.01
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -103,14 +104,30 @@ class EventStore:
             self._db = sqlite3.connect(
                 self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
             )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            with self._transaction() as db:
-                for statement in _SCHEMA.split(";"):
-                    db.execute(statement)
+            self._set_up(time.monotonic() + busy_timeout)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open event store {self.path}: {exc}") from exc
+
+    def _set_up(self, deadline: float) -> None:
+        """WAL mode and the schema, retried until ``deadline`` while the file is locked.
+
+        Switching a new file to WAL takes an exclusive lock and SQLite reports a
+        conflict at once instead of waiting: workers that start together and open
+        the same new file would otherwise fail (seen once in eight starts).
+        """
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.execute("PRAGMA foreign_keys=ON")
+                with self._transaction() as db:
+                    for statement in _SCHEMA.split(";"):
+                        db.execute(statement)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(_LOCKED_RETRY_SECONDS)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
