@@ -264,6 +264,11 @@ class ValueScanner:
         return grouped
 
 
+def word_set(text: str) -> frozenset[str]:
+    """The whitespace-separated words of ``text``: word lists written as one string."""
+    return frozenset(text.split())
+
+
 def register(cls: type[Check]) -> type[Check]:
     """Class decorator: make ``cls`` available to policies under ``cls.id``."""
     existing = _REGISTRY.get(cls.id)

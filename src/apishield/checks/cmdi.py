@@ -20,24 +20,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from apishield.checks import ValueCheck, register
+from apishield.checks import ValueCheck, register, word_set
 from apishield.findings import Finding
 from apishield.inputs import InputValue
 from apishield.signatures import BEGIN, END, Hit, best_of, register_check_signatures
 
-
-def _words(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
 # Commands recognisable on their own right after a separator ("; id", "| whoami").
-_ALONE_WORDS = _words(
+_ALONE_WORDS = word_set(
     "id whoami uname ifconfig ipconfig netstat pwd ls ll printenv hostname systeminfo tasklist"
     " getuid ps dir ver env lastlog lastlogin htop aptitude visudo who uptime lsof nproc lscpu"
     " chef-shell ansible-console iex iwr irm iwmi rmt-tar rmt-dump"
 )
 # Commands whose name is no English word: any argument makes them count after a separator.
-_DISTINCT_WORDS = _words(
+_DISTINCT_WORDS = word_set(
     "whoami uname ifconfig ipconfig netstat wget curl ncat netcat socat telnet nslookup bash"
     " zsh ksh csh tcsh sh busybox chmod chown chgrp crontab useradd adduser usermod sudo"
     " pip3 pipx gcc c89 c99 clang"
@@ -52,7 +47,7 @@ _DISTINCT_WORDS = _words(
     " chef-client aa-disable aa-enforce aa-complain ifup ifdown getent"
 )
 # Commands that are also words ("cat", "more", "time"): they need shell-like arguments.
-_COMMON_WORDS = _words(
+_COMMON_WORDS = word_set(
     "cat tac head tail more less nl ls dir echo printf ping dig rm mv cp touch mkdir kill sleep"
     " find grep sort cut tr rev tee column fold comm bridge date time who top type start net"
     " timeout cd vi ex rc cmd exec eval source ln file diff wc dd watch mail expand paste split"
@@ -61,13 +56,15 @@ _COMMON_WORDS = _words(
 )
 _COMMANDS = _ALONE_WORDS | _DISTINCT_WORDS | _COMMON_WORDS
 # Words that run the command after them ("time whoami", "nohup sh -c ...").
-_WRAPPERS = _words(
+_WRAPPERS = word_set(
     "time nohup strace ltrace timeout nice xargs busybox stdbuf setsid exec sudo doas env"
     " .shell .system .sh . source command builtin"
 )
 # Wrappers no text uses as a word ("nohup who"; but "time who" is prose too).
-_DISTINCT_WRAPPERS = _words("nohup strace ltrace xargs stdbuf setsid sudo doas .shell .system .sh")
-_SHELLS = _words("sh bash zsh ksh csh tcsh dash ash fish busybox")
+_DISTINCT_WRAPPERS = word_set(
+    "nohup strace ltrace xargs stdbuf setsid sudo doas .shell .system .sh"
+)
+_SHELLS = word_set("sh bash zsh ksh csh tcsh dash ash fish busybox")
 # Interpreters and the option that makes them run the next argument as code.
 _CODE_FLAGS = {
     **dict.fromkeys(_SHELLS, frozenset({"-c"})),
@@ -93,10 +90,12 @@ _SENSITIVE_PATHS = tuple(
 )
 # Windows commands whose first argument says they are commands ("net view", "reg query").
 _SUBCOMMANDS = {
-    "net": _words("view user users localgroup group share use session accounts config start stop"),
-    "reg": _words("query add delete export import save"),
+    "net": word_set(
+        "view user users localgroup group share use session accounts config start stop"
+    ),
+    "reg": word_set("query add delete export import save"),
 }
-_SENSITIVE_ARGS = _words("passwd shadow sudoers authorized_keys id_rsa .htpasswd")
+_SENSITIVE_ARGS = word_set("passwd shadow sudoers authorized_keys id_rsa .htpasswd")
 
 _SEP = r"(?:[;|\n`]|&&?|\$\(|[<>]\()"
 # Command words in groups of alternatives small enough for one hyperscan pattern each.

@@ -31,7 +31,7 @@ from urllib.parse import unquote_to_bytes
 
 import hyperscan
 
-from apishield.checks import ValueCheck, register
+from apishield.checks import ValueCheck, register, word_set
 from apishield.findings import Finding
 from apishield.inputs import InputValue
 from apishield.normalize import canonical
@@ -62,14 +62,10 @@ _MAX_CANDIDATES = 4  # places a gate's pattern is looked for again in one value
 _GZIP_PEEK = 64  # decompressed bytes looked at: enough for a magic and a class name
 
 
-def _words(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
 # Python callables whose import by a pickle runs code (module: its dangerous names, None = all).
 _PY_DANGEROUS: dict[str, frozenset[str] | None] = {
     **dict.fromkeys(
-        _words(
+        word_set(
             "os posix nt subprocess commands pty sys socket shutil importlib runpy code codeop"
             " ctypes marshal pickle _pickle cPickle types webbrowser platform multiprocessing"
             " pdb timeit popen2 imp"
@@ -77,18 +73,18 @@ _PY_DANGEROUS: dict[str, frozenset[str] | None] = {
     ),
     **dict.fromkeys(
         ("builtins", "__builtin__"),
-        _words(
+        word_set(
             "eval exec execfile compile __import__ getattr setattr delattr open input globals"
             " locals vars apply breakpoint file reload"
         ),
     ),
-    "operator": _words("attrgetter methodcaller"),
-    "functools": _words("partial"),
-    "io": _words("open FileIO"),
-    "codecs": _words("open"),
+    "operator": word_set("attrgetter methodcaller"),
+    "functools": word_set("partial"),
+    "io": word_set("open FileIO"),
+    "codecs": word_set("open"),
 }
-_PY_CALLS = _words("REDUCE INST OBJ NEWOBJ NEWOBJ_EX BUILD")
-_PY_STRINGS = _words(
+_PY_CALLS = word_set("REDUCE INST OBJ NEWOBJ NEWOBJ_EX BUILD")
+_PY_STRINGS = word_set(
     "STRING BINSTRING SHORT_BINSTRING UNICODE BINUNICODE SHORT_BINUNICODE BINUNICODE8"
 )
 # Ruby classes whose Marshal.load runs code (universal RubyGems and Rails gadget chains).

@@ -22,18 +22,13 @@ import itertools
 import re
 from collections.abc import Sequence
 
-from apishield.checks import ValueCheck, register
+from apishield.checks import ValueCheck, register, word_set
 from apishield.findings import Finding, Source
 from apishield.inputs import InputValue
 from apishield.signatures import Hit, best_of, register_check_signatures
 
-
-def _words(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
 # Functions that run code or commands: a PHP-like argument makes the call an attack.
-_EXEC = _words(
+_EXEC = word_set(
     "system exec passthru shell_exec popen proc_open pcntl_exec eval assert create_function"
     " call_user_func call_user_func_array include include_once require require_once"
     " preg_replace array_map usort uasort uksort array_filter array_walk register_shutdown_function"
@@ -41,7 +36,7 @@ _EXEC = _words(
 )
 # Names only PHP uses, for code execution, decoding payloads, probing or writing files:
 # ``name(`` is an attack whatever the argument.
-_PHP_ONLY = _words(
+_PHP_ONLY = word_set(
     "shell_exec passthru proc_open pcntl_exec create_function call_user_func"
     " call_user_func_array base64_decode gzinflate gzuncompress gzdecode str_rot13 bzdecompress"
     " zlib_decode convert_uudecode phpinfo phpversion php_uname get_defined_vars"
@@ -52,7 +47,7 @@ _PHP_ONLY = _words(
     " getmypid getmyuid get_current_user"
 )
 # Other functions an injection calls; alone they are weak evidence (``strict``).
-_PROBES = _words(
+_PROBES = word_set(
     "fopen fwrite fputs fread readfile file file_get_contents file_exists filegroup fileowner"
     " unlink rename copy mkdir rmdir touch symlink link chroot chmod chown chdir opendir scandir"
     " glob tempnam tmpfile getenv putenv ini_get ini_restore set_time_limit error_reporting"
