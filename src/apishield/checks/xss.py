@@ -28,11 +28,12 @@ _GATE = (
 # Markup libinjection flags but no current browser runs: XML declarations, doctypes,
 # namespace attributes, bogus comments (``<?``, ``<%``, ``<!x``, ``</1``: inert in HTML5) and
 # style attributes without active CSS. Removed before libinjection looks at a value.
-_INERT = re.compile(
-    r"<\?xml\b[^<>]*\?>|<!doctype\b[^<>]*>|\bxmlns(?::[\w.-]+)?\s*=|<(?=[?%]|![^\-\[]|/[^a-z])"
-    r"|\bstyle\s*=\s*\\*(?:\"[^\"]*\"|'[^']*'|[^\s>\"'`]*)",
-    re.IGNORECASE,
-)
+_INERT_MARKUP = r"<(?:\?xml\b[^<>]*\?>|!doctype\b[^<>]*>|(?=[?%]|![^\-\[]|/[^a-z]))"
+_INERT_ATTRIBUTE = r"\bxmlns(?::[\w.-]+)?\s*=|\bstyle\s*=\s*\\*(?:\"[^\"]*\"|'[^']*'|[^\s>\"'`]*)"
+_INERT = re.compile(f"{_INERT_MARKUP}|{_INERT_ATTRIBUTE}", re.IGNORECASE)
+# The same without the attributes, for a text that names neither: starting with a
+# literal ``<``, it is searched for at C speed instead of tried at every character.
+_INERT_MARKUP_ONLY = re.compile(_INERT_MARKUP, re.IGNORECASE)
 _ACTIVE_CSS = re.compile(
     r"expression|url\s*\(|script|behavior|binding|import|position\s*:\s*fixed|\\[\da-f]|/\*|[<>{}]",
     re.IGNORECASE,
@@ -69,10 +70,9 @@ def _split_word(word: str) -> str:
     return _SPLIT.join(word)
 
 
-_SPLIT_SCHEME = re.compile(
-    rf"{_URL_ATTRIBUTE}\s*(?:[\"'`][\x00-\x20]*)?"
-    rf"(?:{_split_word('javascript')}|{_split_word('vbscript')}){_SPLIT}(?::|&colon;)",
-    re.IGNORECASE,
+_SPLIT_SCHEME = (
+    rf"{_URL_ATTRIBUTE}\s*(?:[\"'`][\x01-\x20]*)?"
+    rf"(?:{_split_word('javascript')}|{_split_word('vbscript')}){_SPLIT}(?::|&colon;)"
 )
 
 register_check_signatures(
@@ -81,6 +81,7 @@ register_check_signatures(
         ("script_tag", rf"<\s*/?\s*(?:[\w-]+:)?script(?:[\s/>]|{END})", "script tag", 95),
         ("event_handler", rf"<[a-z!/?][^>]*?[\s/\"'`]{_HANDLER}", "event handler attribute", 90),
         ("script_uri", r"(?:java|vb|live)script\s*:[^\s]*?[(`=]", "script URI", 85),
+        ("split_script_uri", _SPLIT_SCHEME, "script URI split by whitespace", 85),
         (
             "active_tag",
             r"<\s*(?:iframe|frame|frameset|object|embed|applet|base|meta|link|import)\b",
@@ -164,20 +165,16 @@ class CrossSiteScripting(ValueCheck):
         return None
 
     def _markup(self, value: InputValue, text: str, hit: Hit | None) -> Finding | None:
-        """Markup libinjection flags in the whole text or from an attribute break-out on,
-        or a script URL split by whitespace that the URL parser removes."""
-        if libinjection.is_xss(_INERT.sub(_neutral, text))["is_xss"]:
+        """Markup libinjection flags in the whole text or from an attribute break-out on."""
+        if libinjection.is_xss(_without_inert(text))["is_xss"]:
             evidence = hit.evidence if hit is not None else text
             return self.found(value, "HTML/script markup", evidence, LIBINJECTION_SCORE)
         breakout = _ATTRIBUTE_BREAKOUT.search(text)
         if breakout is not None and breakout.start() > 0:
             rest = text[breakout.start() :]
-            if libinjection.is_xss(_INERT.sub(_neutral, rest))["is_xss"]:
+            if libinjection.is_xss(_without_inert(rest))["is_xss"]:
                 evidence = breakout.group(0)
                 return self.found(value, "attribute break-out", evidence, LIBINJECTION_SCORE)
-        scheme = _SPLIT_SCHEME.search(text)
-        if scheme is not None:
-            return self.found(value, "script URI split by whitespace", scheme.group(0), 85)
         return None
 
     def _obfuscated(self, value: InputValue) -> Finding | None:
@@ -205,6 +202,13 @@ def _without_open_script(text: str, hits: Sequence[Hit]) -> tuple[str, Sequence[
         return text, hits
     rest = [h for h in hits if h.signature.name != "xss.script_tag"]
     return text[: found.start()] + "< " + text[found.start() + 1 :], rest
+
+
+def _without_inert(text: str) -> str:
+    """``text`` with its inert markup neutralised (see :data:`_INERT`)."""
+    folded = text.casefold()  # as IGNORECASE matches: the long s (U+017F) folds to s
+    inert = _INERT if "xmlns" in folded or "style" in folded else _INERT_MARKUP_ONLY
+    return inert.sub(_neutral, text)
 
 
 def _neutral(match: re.Match[str]) -> str:
