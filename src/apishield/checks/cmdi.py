@@ -15,6 +15,7 @@ Mail protocol commands after line breaks are the crlf check's.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -298,7 +299,16 @@ _VERSIONED = re.compile(r"([a-z][a-z-]*?)\d+(?:\.\d+)*")
 _SHELL_ARG = re.compile(
     r"-{1,2}\w|\+\w|[/~.$%\\'\"*]|[a-z]:[\\/]|\w+://|\d+\.\d+\.\d+\.\d+|[<>]", re.IGNORECASE
 )
-_FUNCTION = re.compile(r"([\w:.]+)\s*\(\s*\)\s*\{(.*?)\}", re.DOTALL)
+# A function definition; a name starts only where a word does, so a long word is
+# read once, not from each of its characters.
+_FUNCTION = re.compile(r"(?<![\w:.])([\w:.]+)\s*\(\s*\)\s*\{(.*?)\}", re.DOTALL)
+# What every function definition holds, with a literal first character: searched first.
+_FUNCTION_BODY = re.compile(r"\(\s*\)\s*\{")
+_GLOB_CHARS = "?*["
+_ASSIGNMENT_WORD = re.compile(r"[a-z_]\w*=", re.IGNORECASE)
+# Words repeat across commands, readings and values: their cleaned forms and names are
+# remembered (pure functions of the word).
+_REMEMBERED_WORDS = 1024
 _ALIAS = re.compile(r"alias\s+(?:[-+]\w+\s+)*['\"]?([\w.-]+)['\"]?=([^\s;&|]+)", re.IGNORECASE)
 _KEY_VALUE = re.compile(r"[\w.\[\]-]+=(?=\S)")
 _ALNUM = re.compile(r"[a-z0-9]")
@@ -328,19 +338,21 @@ def analyse(text: str) -> Judgement | None:
     if " " not in text and "+" in text:
         text = text.replace("+", " ")
     text = _WRITTEN_NEWLINE.sub("\n", text)
-    found = _special_forms(text)
+    unquoted = _unquote(text)
+    found = _special_forms(text, unquoted)
     if found is not None:
         return found
-    readings = [text]
+    readings = [(text, unquoted)]
     key_value = _KEY_VALUE.match(text)
     if key_value is not None:
-        readings.append(text[key_value.end() :])
+        rest = text[key_value.end() :]
+        readings.append((rest, _unquote(rest)))
     best: Judgement | None = None
-    for reading in readings:
+    for reading, reading_unquoted in readings:
         tricked = _tricked_words(reading)
         for commands, hidden in (
             (_commands(reading), frozenset[str]()),
-            (_commands(_resolve(reading)), tricked),
+            (_commands(_expand_braces(reading_unquoted)), tricked),
         ):
             for index, command in enumerate(commands):
                 following = commands[index + 1] if index + 1 < len(commands) else None
@@ -351,20 +363,21 @@ def analyse(text: str) -> Judgement | None:
     return best
 
 
-def _special_forms(text: str) -> Judgement | None:
-    """Fork bombs, aliases, ``$SHELL -c``, reverse shells and globs of sensitive files."""
-    for function in _FUNCTION.finditer(text):
-        name = re.escape(function.group(1))
-        if re.search(rf"(?<![\w.:]){name}\s*(?:\(\s*\)\s*)?[|&]", function.group(2)):
-            return Judgement("fork bomb", function.group(0), 95)
+def _special_forms(text: str, unquoted: str) -> Judgement | None:
+    """Fork bombs, aliases, ``$SHELL -c``, reverse shells and globs of sensitive files
+    (``unquoted`` is :func:`_unquote` of ``text``)."""
+    if _FUNCTION_BODY.search(text) is not None:
+        for function in _FUNCTION.finditer(text):
+            name = re.escape(function.group(1))
+            if re.search(rf"(?<![\w.:]){name}\s*(?:\(\s*\)\s*)?[|&]", function.group(2)):
+                return Judgement("fork bomb", function.group(0), 95)
     for alias in _ALIAS.finditer(text):
         if _base(_clean_word(alias.group(2))) in _COMMANDS:
             return Judgement("command alias", alias.group(0), 90)
     shell = _SHELL_VARIABLE.search(text) or _COMPILER_WRAPPER.search(text)
     if shell is not None:
         return Judgement("shell invocation", shell.group(0), 90)
-    unquoted = _unquote(text)
-    for braced in _BRACE_COMMAND.finditer(unquoted):
+    for braced in _BRACE_COMMAND.finditer(unquoted) if "{" in unquoted else ():
         expanded = _expand_braces(braced.group(1)).split()
         if expanded and _base(expanded[0]) in _COMMANDS:
             return Judgement("brace-expanded command", braced.group(1), 90)
@@ -372,6 +385,8 @@ def _special_forms(text: str) -> Judgement | None:
     reverse = _DEV_TCP.search(resolved)
     if reverse is not None:
         return Judgement("reverse shell", reverse.group(0), 95)
+    if not any(c in resolved for c in _GLOB_CHARS):
+        return None
     for path in _GLOB_PATH.finditer(resolved):
         sensitive = _glob_target(path.group(0))
         if sensitive is not None:
@@ -381,7 +396,7 @@ def _special_forms(text: str) -> Judgement | None:
 
 def _glob_target(path: str) -> str | None:
     """The sensitive file or binary that the glob ``path`` names, if any."""
-    if not any(c in path for c in "?*["):
+    if not any(c in path for c in _GLOB_CHARS):
         return None
     pattern = path.lower().replace("[?]", "?")
     depth = re.sub(r"\[[^\]]*\]", "x", pattern).count("/")  # slashes in [...] do not count
@@ -391,15 +406,14 @@ def _glob_target(path: str) -> str | None:
     )
 
 
-def _resolve(text: str) -> str:
-    """``text`` with variables substituted, quoting tricks removed and braces expanded."""
-    return _expand_braces(_unquote(text))
-
-
 def _unquote(text: str) -> str:
     """``text`` with variables substituted (unset ones empty) and quoting tricks removed."""
     text = _IFS.sub(" ", text)
-    variables = {m.group(1): _ESCAPED.sub(r"\1", m.group(2)) for m in _ASSIGNMENT.finditer(text)}
+    variables = (
+        {m.group(1): _ESCAPED.sub(r"\1", m.group(2)) for m in _ASSIGNMENT.finditer(text)}
+        if "=" in text
+        else None
+    )
     if variables:
         text = _VARIABLE.sub(lambda m: variables.get(m.group(1) or m.group(2), m.group(0)), text)
     return _VARIABLE.sub("", _TRICK.sub("", text))
@@ -557,14 +571,17 @@ def _pipes_to_shell(command: _Command, following: _Command | None) -> bool:
 
 
 def _is_assignment(word: str) -> bool:
-    return re.fullmatch(r"[a-z_]\w*=.*", word, re.IGNORECASE) is not None
+    """True for ``NAME=value`` (a word from ``str.split``, so without newlines)."""
+    return "=" in word and _ASSIGNMENT_WORD.match(word) is not None
 
 
+@functools.lru_cache(maxsize=_REMEMBERED_WORDS)
 def _clean_word(word: str) -> str:
     """``word`` without quoting tricks, one-character glob classes resolved (``adduse[r]``)."""
     return _ONE_CHAR_CLASS.sub(r"\1", _TRICK.sub("", word))
 
 
+@functools.lru_cache(maxsize=_REMEMBERED_WORDS)
 def _base(word: str) -> str:
     """A command word's name: without its directory, leading ``@`` or version suffix."""
     name = word.rsplit("/", 1)[-1].lstrip("@\\").lower()
