@@ -11,6 +11,7 @@ from apishield.findings import Source
 from apishield.inputs import InputRejected, InputValue
 from apishield.parsers import (
     FILE_PREVIEW_BYTES,
+    _may_repeat_keys,
     body_inputs,
     parse_header_parameters,
     plain_json_texts,
@@ -95,6 +96,16 @@ JSON_CASES: list[tuple[bytes, list[Row]]] = [
             (Source.JSON, "/q", "1 OR 1=1", "1 OR 1=1"),
             (Source.JSON_KEY, "/q", "q", "q"),
             (Source.JSON, "/q", "safe", "safe"),
+        ],
+    ),
+    # a key that ends in an escaped backslash is still counted as a key
+    (
+        b'{"k\\\\": "1 OR 1=1", "k\\\\": "safe"}',
+        [
+            (Source.JSON_KEY, "/k\\", "k\\", "k\\"),
+            (Source.JSON, "/k\\", "1 OR 1=1", "1 OR 1=1"),
+            (Source.JSON_KEY, "/k\\", "k\\", "k\\"),
+            (Source.JSON, "/k\\", "safe", "safe"),
         ],
     ),
     # colons inside strings do not look like duplicates
@@ -528,3 +539,16 @@ def test_large_json_document() -> None:
     values = body_inputs(orjson.dumps(document), "application/json", LIMITS)
     assert len(values) == 1 + 100 * 3
     assert values[-1].location.name == "/items/99/name"
+
+
+@pytest.mark.parametrize(
+    ("document", "members", "repeats"),
+    [
+        (b'{"a": "{\\"x\\": 1, \\"y\\": 2}"}', 1, False),  # JSON sent as a string
+        (b'{"a": 1, "a" : 2}', 1, True),
+        (b'{"k\\\\": 1, "k\\\\": 2}', 1, True),  # keys ending in an escaped backslash
+        (b'[{"a": 1}, {"b": "t:\\"q\\":"}]', 2, False),
+    ],
+)
+def test_repeated_keys_are_counted_exactly(document: bytes, members: int, repeats: bool) -> None:
+    assert _may_repeat_keys(document, members) is repeats

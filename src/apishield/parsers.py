@@ -71,6 +71,8 @@ _PARAMETER = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
 _QUOTED_PAIR = re.compile(r"\\(.)")
 _QUOTED_FILENAME = re.compile(r';\s*filename\s*=\s*"((?:[^"\\]|\\.)*)"', re.IGNORECASE)
 _MEMBER_COLON = re.compile(rb'"[ \t\r\n]*:')
+# Every string of a valid JSON text, in turn, with the colon after it when it is a key.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"([ \t\r\n]*:)?', re.DOTALL)
 BINARY_PREFIXES = ("image/", "audio/", "video/", "font/")
 BINARY_TYPES = frozenset({"application/zip", "application/gzip", "application/pdf"})
 
@@ -273,9 +275,17 @@ def _is_plain_json(data: bytes | str) -> bool:
 
 
 def _may_repeat_keys(data: bytes | str, members: int) -> bool:
-    """True when ``data`` has more ``"…" :`` sequences than the parsed object members."""
+    """True when the valid JSON text ``data`` has more keys than the parsed object members.
+
+    Cheap upper bounds first (every colon; every quote before a colon, which counts
+    ``\\":`` inside strings too, as JSON sent within JSON has), then the exact count.
+    """
     raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
-    return raw.count(b":") > members and len(_MEMBER_COLON.findall(raw)) > members
+    return (
+        raw.count(b":") > members
+        and len(_MEMBER_COLON.findall(raw)) > members
+        and sum(1 for key in _JSON_STRING.findall(raw) if key) > members
+    )
 
 
 def _load_json(data: bytes | str, limits: Limits) -> list[InputValue]:
