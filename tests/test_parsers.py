@@ -552,3 +552,34 @@ def test_large_json_document() -> None:
 )
 def test_repeated_keys_are_counted_exactly(document: bytes, members: int, repeats: bool) -> None:
     assert _may_repeat_keys(document, members) is repeats
+
+
+def _random_document(rng: random.Random, depth: int = 0) -> tuple[str, bool]:
+    """A JSON text (objects may repeat a key) and whether some object repeats one."""
+    alphabet = 'ab:"\\\\/ {}'
+    if depth > 2 or rng.random() < 0.3:
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(6)))
+        return orjson.dumps(text).decode(), False
+    keys = [rng.choice(["a", "b", 'a"', "a\\\\", ":", 'x":']) for _ in range(rng.randrange(4))]
+    members, repeats = [], len(set(keys)) < len(keys)
+    for key in keys:
+        child, child_repeats = _random_document(rng, depth + 1)
+        members.append(f"{orjson.dumps(key).decode()}{rng.choice(['', ' '])}:{child}")
+        repeats = repeats or child_repeats
+    return "{" + ",".join(members) + "}", repeats
+
+
+def test_repeated_keys_are_never_missed() -> None:
+    rng = random.Random(7)
+    for _ in range(3000):
+        text, repeats = _random_document(rng)
+        data = text.encode()
+        members = sum(len(obj) for obj in _objects(orjson.loads(data)))
+        if repeats:
+            assert _may_repeat_keys(data, members), text
+
+
+def _objects(node: object) -> list[dict[str, object]]:
+    if isinstance(node, dict):
+        return [node, *(o for child in node.values() for o in _objects(child))]
+    return []

@@ -71,8 +71,8 @@ _PARAMETER = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
 _QUOTED_PAIR = re.compile(r"\\(.)")
 _QUOTED_FILENAME = re.compile(r';\s*filename\s*=\s*"((?:[^"\\]|\\.)*)"', re.IGNORECASE)
 _MEMBER_COLON = re.compile(rb'"[ \t\r\n]*:')
-# Every string of a valid JSON text, in turn, with the colon after it when it is a key.
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"([ \t\r\n]*:)?', re.DOTALL)
+# A quote before a colon with backslashes before it: escaped (inside a string) when odd.
+_ESCAPED_MEMBER_COLON = re.compile(rb'\\+"[ \t\r\n]*:')
 BINARY_PREFIXES = ("image/", "audio/", "video/", "font/")
 BINARY_TYPES = frozenset({"application/zip", "application/gzip", "application/pdf"})
 
@@ -275,17 +275,24 @@ def _is_plain_json(data: bytes | str) -> bool:
 
 
 def _may_repeat_keys(data: bytes | str, members: int) -> bool:
-    """True when the valid JSON text ``data`` has more keys than the parsed object members.
+    """True when the valid JSON text ``data`` may have more keys than the parsed object
+    members (``members``): when its quotes before a colon outnumber them.
 
-    Cheap upper bounds first (every colon; every quote before a colon, which counts
-    ``\\":`` inside strings too, as JSON sent within JSON has), then the exact count.
+    A quote escaped by an odd run of backslashes (``\\":`` in JSON sent within a JSON
+    string) is inside a string and not counted. The count never misses a key; it can
+    only take a string that starts with a colon for one, which costs a reparse.
     """
     raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
-    return (
-        raw.count(b":") > members
-        and len(_MEMBER_COLON.findall(raw)) > members
-        and sum(1 for key in _JSON_STRING.findall(raw) if key) > members
-    )
+    if raw.count(b":") <= members:
+        return False
+    keys = len(_MEMBER_COLON.findall(raw))
+    if keys > members and b'\\"' in raw:
+        keys -= sum(1 for run in _ESCAPED_MEMBER_COLON.findall(raw) if _odd_backslashes(run))
+    return keys > members
+
+
+def _odd_backslashes(run: bytes) -> bool:
+    return (len(run) - len(run.lstrip(b"\\"))) % 2 == 1
 
 
 def _load_json(data: bytes | str, limits: Limits) -> list[InputValue]:
