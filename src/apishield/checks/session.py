@@ -64,9 +64,9 @@ _GENERIC_NAME = re.compile(
     r"(?:__(?:host|secure)-)?(?:[\w.:-]*[_.:-])?(?:sess(?:ion)?[_.:-]?(?:id|token)|sid)"
 )
 
-_NAME_HINT_PATTERN = r"sess|sid|cfid|cftoken|cakephp|token|%|\\|&#"
-_NAME_HINT = re.compile(_NAME_HINT_PATTERN, re.IGNORECASE)
-_NAME_HINT_BYTES = re.compile(_NAME_HINT_PATTERN.encode(), re.IGNORECASE)
+# Fragments of every session id name this check knows, lower-case, and what encodes one.
+_NAME_HINTS = ("sess", "sid", "cfid", "cftoken", "cakephp", "token", "%", "\\", "&#")
+_NAME_HINTS_BYTES = tuple(hint.encode() for hint in _NAME_HINTS)
 
 register_check_signatures(
     "session_cookie",
@@ -140,11 +140,19 @@ class SessionFixation(Check):
 def _may_name_a_session(query: str, body: bytes) -> bool:
     """A cheap pre-test: could a parameter name here be a session id name?
 
-    Every name this check knows contains one of :data:`_NAME_HINT`'s fragments
-    unless it is encoded, and an encoding needs ``%``, ``\\`` or ``&#``; only then is it
-    worth walking the request's values in Python.
+    Every name this check knows contains one of :data:`_NAME_HINTS` unless it is
+    encoded, and an encoding needs ``%``, ``\\`` or ``&#``; only then is it worth walking
+    the request's values in Python. Substring tests on a lower-cased copy: several
+    times faster than one case-insensitive regex over a large body.
     """
-    return bool(_NAME_HINT.search(query) or (body and _NAME_HINT_BYTES.search(body)))
+    if query:
+        lowered = query.lower()
+        if any(hint in lowered for hint in _NAME_HINTS):
+            return True
+    if body:
+        lowered_body = body.lower()
+        return any(hint in lowered_body for hint in _NAME_HINTS_BYTES)
+    return False
 
 
 def referer_host(referer: str) -> str:
