@@ -44,7 +44,7 @@ _ENCODED_ALIAS = re.compile("|".join(re.escape(a) for a in _ENCODED_ALIASES), re
 _SLASHES = str.maketrans({"\\": "/", "\uff0e": ".", "\uff0f": "/", "\u2215": "/", "\x00": None})
 # The non-ASCII characters :data:`_SLASHES` folds: NFKC in canonical texts folds the
 # fullwidth ones, but a second percent-decoding can bring them back (``%25EF%25BC%258F``).
-_UNICODE_SEPARATOR = re.compile("[\uff0e\uff0f\u2215]")
+_UNICODE_SEPARATORS = ("\uff0e", "\uff0f", "\u2215")
 # ``0x2e``/``0x2f``/``0x5c`` spelled out for ``.``, ``/`` and ``\`` (``0x5c0x2e./``).
 _HEX_ALIAS = re.compile(r"0x(2e|2f|5c)", re.IGNORECASE)
 _STRAY_PERCENT = re.compile(r"%(?=[/\\])")
@@ -136,7 +136,7 @@ class PathTraversal(ValueCheck):
             "%" in text
             or "\\" in text
             or "..;" in text
-            or (not text.isascii() and _UNICODE_SEPARATOR.search(text) is not None)
+            or _has_unicode_separator(text)
         )
 
     def inspect(self, value: InputValue, hits: Sequence[Hit]) -> Finding | None:
@@ -158,11 +158,15 @@ def canonical_path(text: str) -> str:
         text = _HEX_ALIAS.sub(lambda m: "." if m.group(1).lower() == "2e" else "/", text)
     if "%" in text:
         text = _STRAY_PERCENT.sub("", text)
-    if "\\" in text or "\x00" in text or _UNICODE_SEPARATOR.search(text):
+    if "\\" in text or "\x00" in text or _has_unicode_separator(text):
         text = text.translate(_SLASHES)
     if ".;" in text:
         text = _DOT_PARAMETER.sub(r"\1", text)
     return text
+
+
+def _has_unicode_separator(text: str) -> bool:
+    return not text.isascii() and any(separator in text for separator in _UNICODE_SEPARATORS)
 
 
 def _alias(match: re.Match[str]) -> str:
