@@ -11,6 +11,7 @@ from apishield.checks import ValueCheck, register
 from apishield.findings import Finding, Source
 from apishield.inputs import InputValue
 from apishield.signatures import (
+    BEGIN,
     END,
     Hit,
     best_of,
@@ -130,6 +131,9 @@ register_check_signatures(
             0,
         ),
         ("gate", _GATE, "markup-like token", 0),
+        # What every attribute break-out holds (see _ATTRIBUTE_BREAKOUT), loosely: any
+        # byte of a Unicode space before the name, anything but a letter after it.
+        ("handler_gate", rf"(?:{BEGIN}|[^a-z0-9_])on[a-z]{{3,}}[^a-z\x00]*=", "handler name", 0),
     ),
 )
 
@@ -155,7 +159,7 @@ class CrossSiteScripting(ValueCheck):
             hit = None
         gates = {h.signature.name for h in hits if not h.signature.score}
         if "xss.gate" in gates:
-            found = self._markup(value, text, hit)
+            found = self._markup(value, text, hit, "xss.handler_gate" in gates)
             if found is not None:
                 return found
         if hit is None and "xss.js_gate" in gates:
@@ -164,12 +168,15 @@ class CrossSiteScripting(ValueCheck):
             return self.found(value, hit.signature.label, hit.evidence, hit.signature.score)
         return None
 
-    def _markup(self, value: InputValue, text: str, hit: Hit | None) -> Finding | None:
-        """Markup libinjection flags in the whole text or from an attribute break-out on."""
+    def _markup(
+        self, value: InputValue, text: str, hit: Hit | None, handler: bool
+    ) -> Finding | None:
+        """Markup libinjection flags in the whole text or from an attribute break-out on
+        (sought only when ``handler``: an event handler's name is in the text)."""
         if libinjection.is_xss(_without_inert(text))["is_xss"]:
             evidence = hit.evidence if hit is not None else text
             return self.found(value, "HTML/script markup", evidence, LIBINJECTION_SCORE)
-        breakout = _ATTRIBUTE_BREAKOUT.search(text)
+        breakout = _ATTRIBUTE_BREAKOUT.search(text) if handler else None
         if breakout is not None and breakout.start() > 0:
             rest = text[breakout.start() :]
             if libinjection.is_xss(_without_inert(rest))["is_xss"]:
