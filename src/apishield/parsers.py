@@ -71,8 +71,7 @@ _PARAMETER = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
 _QUOTED_PAIR = re.compile(r"\\(.)")
 _QUOTED_FILENAME = re.compile(r';\s*filename\s*=\s*"((?:[^"\\]|\\.)*)"', re.IGNORECASE)
 _MEMBER_COLON = re.compile(rb'"[ \t\r\n]*:')
-# A quote before a colon with backslashes before it: escaped (inside a string) when odd.
-_ESCAPED_MEMBER_COLON = re.compile(rb'\\+"[ \t\r\n]*:')
+_QUOTE_SPACES = (b'" ', b'"\t', b'"\r', b'"\n')
 BINARY_PREFIXES = ("image/", "audio/", "video/", "font/")
 BINARY_TYPES = frozenset({"application/zip", "application/gzip", "application/pdf"})
 
@@ -280,19 +279,28 @@ def _may_repeat_keys(data: bytes | str, members: int) -> bool:
 
     A quote escaped by an odd run of backslashes (``\\":`` in JSON sent within a JSON
     string) is inside a string and not counted. The count never misses a key; it can
-    only take a string that starts with a colon for one, which costs a reparse.
+    take a string that starts with a colon for one, which costs a reparse.
     """
     raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
     if raw.count(b":") <= members:
         return False
-    keys = len(_MEMBER_COLON.findall(raw))
-    if keys > members and b'\\"' in raw:
-        keys -= sum(1 for run in _ESCAPED_MEMBER_COLON.findall(raw) if _odd_backslashes(run))
-    return keys > members
+    if any(space in raw for space in _QUOTE_SPACES):
+        keys = len(_MEMBER_COLON.findall(raw))
+    else:
+        keys = raw.count(b'":')
+    return keys > members and keys - _escaped_member_colons(raw) > members
 
 
-def _odd_backslashes(run: bytes) -> bool:
-    return (len(run) - len(run.lstrip(b"\\"))) % 2 == 1
+def _escaped_member_colons(raw: bytes) -> int:
+    """How many ``":`` in ``raw`` follow an odd run of backslashes (escaped quotes)."""
+    escaped, run = 0, 1
+    ending = raw.count(b'\\":')  # runs of at least one
+    while ending:
+        longer = raw.count(b"\\" * (run + 1) + b'":')
+        if run % 2:
+            escaped += ending - longer
+        ending, run = longer, run + 1
+    return escaped
 
 
 def _load_json(data: bytes | str, limits: Limits) -> list[InputValue]:
