@@ -132,12 +132,7 @@ class PathTraversal(ValueCheck):
 
     def wants(self, text: str) -> bool:
         """Values with encodings, backslashes, ``..;`` or Unicode slashes: rescanned canonical."""
-        return (
-            "%" in text
-            or "\\" in text
-            or "..;" in text
-            or _has_unicode_separator(text)
-        )
+        return "%" in text or "\\" in text or "..;" in text or _has_unicode_separator(text)
 
     def inspect(self, value: InputValue, hits: Sequence[Hit]) -> Finding | None:
         text = value.text
