@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import random
+import zlib
 
 import orjson
 import pytest
@@ -13,6 +15,7 @@ from apishield.parsers import (
     FILE_PREVIEW_BYTES,
     _may_repeat_keys,
     body_inputs,
+    decode_content,
     parse_header_parameters,
     plain_json_texts,
 )
@@ -583,3 +586,49 @@ def _objects(node: object) -> list[dict[str, object]]:
     if isinstance(node, dict):
         return [node, *(o for child in node.values() for o in _objects(child))]
     return []
+
+
+_SQLI_JSON = b'{"q": "x\' OR 1=1--"}'
+
+
+def _raw_deflate(data: bytes) -> bytes:
+    compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return compressor.compress(data) + compressor.flush()
+
+
+@pytest.mark.parametrize(
+    ("body", "coding"),
+    [
+        (gzip.compress(_SQLI_JSON), "gzip"),
+        (gzip.compress(_SQLI_JSON), "X-GZip"),
+        (zlib.compress(_SQLI_JSON), "deflate"),
+        (_raw_deflate(_SQLI_JSON), "deflate"),  # what some clients send as deflate
+        (gzip.compress(_SQLI_JSON[:9]) + gzip.compress(_SQLI_JSON[9:]), "gzip"),  # 2 members
+        (gzip.compress(_SQLI_JSON) + b"\x00\x00", "gzip"),  # zero padding
+        (gzip.compress(zlib.compress(_SQLI_JSON)), "deflate, gzip"),  # undone last first
+        (gzip.compress(_SQLI_JSON), "identity, gzip"),
+        (_SQLI_JSON, "identity"),
+        (_SQLI_JSON, None),
+    ],
+)
+def test_content_codings_are_undone(body: bytes, coding: str | None) -> None:
+    assert decode_content(body, coding, LIMITS) == _SQLI_JSON
+
+
+@pytest.mark.parametrize(
+    ("body", "coding", "check", "status"),
+    [
+        (b"\x8b\x02\x80{}\x03", "br", "parse.content_encoding", 415),
+        (b"plain text", "gzip", "parse.content_encoding", 400),
+        (gzip.compress(_SQLI_JSON)[:-12], "gzip", "parse.content_encoding", 400),  # truncated
+        (gzip.compress(_SQLI_JSON) + b"tail", "gzip", "parse.content_encoding", 400),
+        (zlib.compress(_SQLI_JSON) + b"tail", "deflate", "parse.content_encoding", 400),
+        (gzip.compress(b"\x00" * 10_000_000), "gzip", "limits.body_size", 413),  # a bomb
+        (gzip.compress(b"a" * 600) * 2, "gzip", "limits.body_size", 413),  # members add up
+    ],
+)
+def test_bad_content_codings_are_refused(body: bytes, coding: str, check: str, status: int) -> None:
+    limits = Limits(max_body_bytes=1000)
+    with pytest.raises(InputRejected) as raised:
+        decode_content(body, coding, limits)
+    assert (raised.value.check, raised.value.status) == (check, status)

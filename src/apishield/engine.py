@@ -35,7 +35,7 @@ from apishield.findings import Action, Finding, Location, Mode, Phase, Severity,
 from apishield.http import Request, Response
 from apishield.inputs import InputRejected, InputValue
 from apishield.normalize import decode_path, request_head_inputs
-from apishield.parsers import body_inputs, plain_json_texts
+from apishield.parsers import body_inputs, decode_content, plain_json_texts
 from apishield.policy import CheckSettings, Exclusion, Policy, Route, resolve_mode
 from apishield.problem import problem_json
 from apishield.routes import RouteTable, compile_template
@@ -256,6 +256,7 @@ class Transaction:
         self._done: set[Phase] = set()
         self._inputs: Sequence[InputValue] = ()
         self._body_deferred = False  # body values not built yet: none is a candidate
+        self._body = b""  # the request body with its content codings undone
         self._engine_seconds = 0.0
         self._finished: SecurityEvent | None = None
 
@@ -469,15 +470,17 @@ class Transaction:
                 f"request body exceeds {limits.max_body_bytes} bytes",
                 Location(Source.BODY),
             )
-        texts = plain_json_texts(request.body, request.headers.get("content-type"), limits)
+        self._body = decode_content(request.body, request.headers.get("content-encoding"), limits)
+        texts = plain_json_texts(self._body, request.headers.get("content-type"), limits)
         if texts is not None and not self.engine.value_scanner.has_candidates(texts):
             self._body_deferred = True
             return ()
         return self._body_values()
 
     def _body_values(self) -> Sequence[InputValue]:
-        request, limits = self.request, self.engine.policy.limits
-        return body_inputs(request.body, request.headers.get("content-type"), limits)
+        """The values of the body as decoded by :meth:`_extract_body`."""
+        content_type = self.request.headers.get("content-type")
+        return body_inputs(self._body, content_type, self.engine.policy.limits)
 
     def _block(self, blocking: list[Finding]) -> Verdict:
         policy = self.engine.policy.block_response

@@ -25,6 +25,13 @@ Bodies and files of a binary media type (:data:`BINARY_PREFIXES`,
 enough for a script hidden at the start of an "image"; everything else is
 inspected whole (the engine bounds the body size).
 
+A body sent with a ``Content-Encoding`` (``gzip``, ``x-gzip``, ``deflate``, in any
+sequence) is decompressed first (:func:`decode_content`), so a compressed payload is
+inspected as the application will read it; its decompressed size is bounded by the
+body limit (a decompression bomb is answered ``limits.body_size``). An encoding this
+module cannot undo (``br``, ``zstd``, ...) is refused (``parse.content_encoding``, with
+the policy's ``encoding`` status, 415 by default) rather than passed on uninspected.
+
 A body that cannot be parsed as its declared type is rejected (``parse.json``,
 ``parse.xml``, ``parse.multipart``, ``parse.content_type``) with the policy's
 ``malformed`` status, rather than passed on uninspected. ``max_params`` bounds the
@@ -36,6 +43,7 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
 from collections.abc import Collection
 from functools import lru_cache
 from typing import Any
@@ -335,6 +343,97 @@ def _sniff_json(body: bytes, limits: Limits) -> list[InputValue] | None:
         return _load_json(body, limits)
     except (orjson.JSONDecodeError, ValueError, RecursionError):
         return None
+
+
+# -- content codings ----------------------------------------------------------------
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_MAX_GZIP_MEMBERS = 16  # concatenated members are one valid gzip stream
+
+
+def decode_content(body: bytes, content_encoding: str | None, limits: Limits) -> bytes:
+    """``body`` with its ``Content-Encoding`` codings undone, last applied first.
+
+    Raises :class:`InputRejected` for a coding that cannot be undone (unknown, or
+    corrupt data) and for a decompressed size past ``limits.max_body_bytes``.
+    """
+    if not content_encoding or not body:
+        return body
+    codings = [c.strip().lower() for c in content_encoding.split(",")]
+    for coding in reversed(codings):
+        if coding in ("", "identity"):
+            continue
+        if coding in ("gzip", "x-gzip"):
+            body = _gunzip(body, limits)
+        elif coding == "deflate":
+            body = _inflate(body, limits)
+        else:
+            raise InputRejected(
+                "parse.content_encoding",
+                limits.statuses.encoding,
+                f"request body content coding {coding!r} is not supported",
+                _BODY_LOCATION,
+            )
+    return body
+
+
+def _gunzip(body: bytes, limits: Limits) -> bytes:
+    out: list[bytes] = []
+    rest = body
+    for _ in range(_MAX_GZIP_MEMBERS):
+        decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        out.append(_decompress(decompressor, rest, "gzip", limits, sum(map(len, out))))
+        rest = decompressor.unused_data
+        if not rest.startswith(_GZIP_MAGIC):
+            break
+    if rest.strip(b"\x00"):  # trailing zero bytes are a common, harmless padding
+        raise _malformed(
+            "parse.content_encoding", "request body has data after its gzip stream", limits
+        )
+    return b"".join(out)
+
+
+def _inflate(body: bytes, limits: Limits) -> bytes:
+    """HTTP ``deflate`` is a zlib stream; some clients send raw deflate: both read."""
+    try:
+        return _inflate_stream(body, zlib.MAX_WBITS, limits)
+    except InputRejected as rejected:
+        if rejected.check != "parse.content_encoding":
+            raise
+    return _inflate_stream(body, -zlib.MAX_WBITS, limits)
+
+
+def _inflate_stream(body: bytes, wbits: int, limits: Limits) -> bytes:
+    decompressor = zlib.decompressobj(wbits=wbits)
+    data = _decompress(decompressor, body, "deflate", limits, 0)
+    if decompressor.unused_data:
+        raise _malformed(
+            "parse.content_encoding", "request body has data after its deflate stream", limits
+        )
+    return data
+
+
+def _decompress(decompressor: Any, data: bytes, coding: str, limits: Limits, already: int) -> bytes:
+    """One stream's bytes, refused past the body limit (``already`` bytes came before)."""
+    room = limits.max_body_bytes - already
+    try:
+        out: bytes = decompressor.decompress(data, room + 1)
+    except zlib.error as exc:
+        raise _malformed(
+            "parse.content_encoding", f"request body is not valid {coding}: {exc}", limits
+        ) from exc
+    if len(out) > room:
+        raise InputRejected(
+            "limits.body_size",
+            limits.statuses.body,
+            f"decompressed request body exceeds {limits.max_body_bytes} bytes",
+            _BODY_LOCATION,
+        )
+    if not decompressor.eof:
+        raise _malformed(
+            "parse.content_encoding", f"request body is a truncated {coding} stream", limits
+        )
+    return out
 
 
 # -- forms --------------------------------------------------------------------------

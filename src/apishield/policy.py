@@ -131,6 +131,9 @@ class LimitStatuses(_Model):
     body: int = Field(413, ge=400, le=499)
     headers: int = Field(431, ge=400, le=499)
     malformed: int = Field(400, ge=400, le=499)
+    encoding: int = Field(
+        415, ge=400, le=499, description="A request body content coding that cannot be undone"
+    )
 
 
 class Limits(_Model):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import httpx
@@ -117,3 +118,26 @@ def test_connection_stays_usable_after_an_unread_body_is_refused(shielded: Shiel
     followed = shielded.client.get("/after?x=1")
     assert followed.status_code == 200
     assert decode_echo(followed.content)["target"] == "/after?x=1"
+
+
+def test_attack_in_a_gzip_body_is_blocked(shielded: Shielded) -> None:
+    body = gzip.compress(json.dumps({"filter": {"name": "x' OR 1=1--"}}).encode())
+    headers = {**JSON, "content-encoding": "gzip"}
+    response = shielded.client.post("/search", content=body, headers=headers)
+    event = shielded.event(assert_problem(response, 403))
+    assert [f.check for f in event.findings] == ["sqli"]
+
+
+def test_clean_gzip_body_is_forwarded_still_compressed(shielded: Shielded) -> None:
+    body = gzip.compress(b'{"name": "Caf\\u00e9", "n": 1}')
+    headers = {**JSON, "content-encoding": "gzip"}
+    response = shielded.client.post("/orders", content=body, headers=headers)
+    assert response.status_code == 200
+    assert decode_echo(response.content)["body"] == body
+
+
+def test_unsupported_content_coding_is_refused(shielded: Shielded) -> None:
+    headers = {**JSON, "content-encoding": "br"}
+    response = shielded.client.post("/orders", content=b"\x8b\x02\x80{}\x03", headers=headers)
+    event = shielded.event(assert_problem(response, 415))
+    assert (event.status, event.verdict) == (415, "reject")
