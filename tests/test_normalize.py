@@ -13,6 +13,7 @@ from apishield.inputs import InputRejected, InputValue
 from apishield.normalize import (
     URI_TOO_LONG,
     _loose_char,
+    _percent_decode_each,
     canonical,
     canonical_param,
     decode_bytes,
@@ -441,3 +442,15 @@ def test_browser_sec_headers_are_skipped_only_in_their_exact_shape(
 ) -> None:
     values = request_head_inputs(_request("/", "", [(name, value)]), LIMITS)
     assert any(v.location.name == name.lower() for v in values) is inspected
+
+
+def test_percent_decoding_in_c_matches_decoding_escape_by_escape() -> None:
+    pieces = [
+        "%", "%u", "%U", "a", "4", "f", "F", "z", "%41", "%e4%b8%ad", "%c0%af", "é", "中", "+",
+        "%2", "\\", "\\x41", "%5c", "%5cx41", "%%", "\x00", "%00", "%u0041", "%ff",
+    ]  # fmt: skip
+    rng = random.Random(11)
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(10)))
+        plus = rng.random() < 0.5
+        assert percent_decode(text, plus=plus) == _percent_decode_each(text, plus), text

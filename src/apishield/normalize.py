@@ -41,6 +41,7 @@ and size (name + value + 4 bytes for ``": "`` and CRLF) against ``max_headers`` 
 
 from __future__ import annotations
 
+import codecs
 import html
 import html.entities
 import itertools
@@ -117,6 +118,8 @@ _BROWSER_SEC_VALUE = re.compile(
     rf'\?[01]|[a-z][a-z-]{{0,31}}|"[A-Za-z0-9 ._-]{{0,48}}"|{_BRAND}(?:, ?{_BRAND}){{0,15}}'
 )
 _SEQUENCE_START = re.compile(rb"[\xc0-\xfd][\x80-\xbf]")
+# A ``%`` that starts no ``%XX`` escape: kept as it is.
+_STRAY_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 # Bytes escaped by the surrogateescape decoder (U+DC80-U+DCFF): runs of a lead byte
 # and continuation bytes, and the table that reads any other escape as latin-1.
 _ESCAPED_SEQUENCE = re.compile("(?:[\udcc0-\udcfd][\udc80-\udcbf]+)+")
@@ -222,7 +225,24 @@ def _to_bytes(text: str) -> bytes:
 
 
 def percent_decode(text: str, *, plus: bool = False) -> str:
-    """One round of ``%XX`` and ``%uXXXX`` decoding, then lenient UTF-8."""
+    """One round of ``%XX`` and ``%uXXXX`` decoding, then lenient UTF-8.
+
+    ``%XX`` escapes become ``\\xXX`` ones that CPython's escape decoder reads in C
+    (backslashes doubled first, a ``%`` that starts no escape spelled ``\\x25``);
+    only a text with ``%u`` forms among such stray ``%`` is read escape by escape.
+    """
+    data = _to_bytes(text.replace("+", " ") if plus else text)
+    if b"\\" in data:
+        data = data.replace(b"\\", b"\\\\")
+    if _STRAY_PERCENT.search(data) is not None:
+        if b"%u" in data or b"%U" in data:
+            return _percent_decode_each(text, plus)
+        data = _STRAY_PERCENT.sub(rb"\\x25", data)
+    return decode_bytes(codecs.escape_decode(data.replace(b"%", b"\\x"))[0])
+
+
+def _percent_decode_each(text: str, plus: bool) -> str:
+    """:func:`percent_decode`, one ``%`` at a time (for ``%uXXXX`` forms)."""
     parts = _to_bytes(text.replace("+", " ") if plus else text).split(b"%")
     out = [parts[0]]
     append = out.append
