@@ -355,6 +355,7 @@ def test_the_scan_memo_changes_no_verdict_and_forgets_the_oldest_texts(
         assert seen == [
             (f.check, f.location, f.evidence) for f in fresh.inspect(get(query)).findings
         ]
+    remembered.inspect(get("k1=v1&k2=v2&k3=v3&k4=v4"))  # more new texts than the memo holds
     memo = remembered.value_scanner._memo or {}
     assert len(memo) == 4
     # the clean texts are exactly the remembered texts that no check must inspect
