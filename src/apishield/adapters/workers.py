@@ -13,6 +13,7 @@ the workers and then only waits for signals and children:
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -38,7 +39,13 @@ def reserve_port(host: str, port: int) -> socket.socket:
 
 
 def supervise(count: int, run_worker: Callable[[], None], *, grace: float) -> None:
-    """Run ``run_worker`` in ``count`` forked processes until SIGTERM/SIGINT; blocking."""
+    """Run ``run_worker`` in ``count`` forked processes until SIGTERM/SIGINT; blocking.
+
+    What the parent built before (the compiled engine, imported modules) is moved out
+    of the garbage collector's reach first (``gc.freeze``): no worker's collection
+    walks it again, or writes to its pages and so copies them out of the shared memory.
+    """
+    gc.freeze()
     signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
     slots: dict[int, int] = {}  # pid -> slot
     restart_at: dict[int, float] = {slot: 0.0 for slot in range(count)}
