@@ -336,7 +336,16 @@ def canonical(text: str) -> str:
 
 def canonical_param(text: str) -> str:
     """:func:`canonical` for query and form parameters, where ``+`` is a space."""
-    return text if is_plain(text, plus=True) and "&" not in text else _decoded(text, True)
+    if (  # is_plain inlined, as in canonical
+        text.isascii()
+        and "%" not in text
+        and "+" not in text
+        and "\\" not in text
+        and "&" not in text
+        and "\x00" not in text
+    ):
+        return text
+    return _decoded(text, True)
 
 
 # -- paths --------------------------------------------------------------------------
@@ -407,16 +416,18 @@ def parameter_inputs(
     the location callables (see :func:`location_cache`) place them.
     """
     values: list[InputValue] = []
+    append = values.append
+    new = tuple.__new__  # InputValue without its __new__ wrapper: a frame less per value
     decode = not is_plain(text, plus=True)
     for pair in text.split("&"):
         if not pair:
             continue
         key, _, raw = pair.partition("=")
         name = canonical_param(key) if decode else key
-        values.append(InputValue(key_location(name), key, name))
+        append(new(InputValue, (key_location(name), key, name)))
         if raw:
             text_ = canonical_param(raw) if decode else raw
-            values.append(InputValue(value_location(name), raw, text_))
+            append(new(InputValue, (value_location(name), raw, text_)))
     return values
 
 
@@ -441,16 +452,18 @@ _remembered_path_inputs = lru_cache(maxsize=4096)(_path_inputs)
 
 def _cookie_inputs(header: str) -> list[InputValue]:
     values: list[InputValue] = []
+    append = values.append
+    new = tuple.__new__  # as in parameter_inputs
     decode = not is_plain(header) or "&" in header
     for piece in header.split(";"):
         key, _, raw = piece.partition("=")
         key, raw = key.strip(), raw.strip()
         if not key and not raw:
             continue
-        values.append(InputValue(_cookie_key_location(key), key, canonical(key) if decode else key))
+        append(new(InputValue, (_cookie_key_location(key), key, canonical(key) if decode else key)))
         if raw:
             text = canonical(raw) if decode else raw
-            values.append(InputValue(_cookie_location(key), raw, text))
+            append(new(InputValue, (_cookie_location(key), raw, text)))
     return values
 
 
