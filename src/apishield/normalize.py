@@ -335,17 +335,9 @@ def canonical(text: str) -> str:
 
 
 def canonical_param(text: str) -> str:
-    """:func:`canonical` for query and form parameters, where ``+`` is a space."""
-    if (  # is_plain inlined, as in canonical
-        text.isascii()
-        and "%" not in text
-        and "+" not in text
-        and "\\" not in text
-        and "&" not in text
-        and "\x00" not in text
-    ):
-        return text
-    return _decoded(text, True)
+    """:func:`canonical` for query and form parameters, where ``+`` is a space (without
+    a ``+``, decoding a parameter is decoding any text)."""
+    return _decoded(text, True) if "+" in text else canonical(text)
 
 
 # -- paths --------------------------------------------------------------------------
