@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gzip
 
 import pytest
 
@@ -45,6 +46,18 @@ def test_json_key_from_another_site() -> None:
         ),
         body=b'{"phpsessid": "abc"}',
     )
+    assert "session_fixation" in _checks(request)
+
+
+def test_json_key_in_a_gzip_body_from_another_site() -> None:
+    headers = [
+        ("Host", "shop.example.com"),
+        ("Referer", "http://evil.example/"),
+        ("Content-Type", "application/json"),
+        ("Content-Encoding", "gzip"),
+    ]
+    body = gzip.compress(b'{"phpsessid": "abc"}')
+    request = Request("POST", "/login", headers=Headers(headers), body=body)
     assert "session_fixation" in _checks(request)
 
 
