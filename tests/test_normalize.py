@@ -185,6 +185,10 @@ def test_decode_bytes_reads_every_run_as_one_character_at_a_time_would(seed: int
         b"\xed\xb8\x80",
         "é→😀".encode(),
         b"\xf8\x88\x80\x80\xaf",
+        b"\xfc\x80\x80\x80\x80\xaf",
+        b"\xf0\x8d\xa0\xbd\xf0\x8d\xb8\x80",  # an overlong surrogate pair
+        b"\xf4\x90\x80\x80",  # past U+10FFFF
+        b"\xe2\x82",  # a truncated sequence
         b"\xc3",
         b"\xbf",
         b"a",

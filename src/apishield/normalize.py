@@ -120,9 +120,16 @@ _BROWSER_SEC_VALUE = re.compile(
 _SEQUENCE_START = re.compile(rb"[\xc0-\xfd][\x80-\xbf]")
 # A ``%`` that starts no ``%XX`` escape: kept as it is.
 _STRAY_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
-# Bytes escaped by the surrogateescape decoder (U+DC80-U+DCFF): runs of a lead byte
-# and continuation bytes, and the table that reads any other escape as latin-1.
-_ESCAPED_SEQUENCE = re.compile("(?:[\udcc0-\udcfd][\udc80-\udcbf]+)+")
+# Bytes escaped by the surrogateescape decoder (U+DC80-U+DCFF): runs of complete loose
+# sequences (a lead byte and as many continuation bytes as it announces, so a high
+# surrogate meets the low one after it), and the table that reads any other escape as
+# latin-1. Only complete sequences can read as anything else: in random binary they
+# are a few in a thousand bytes, where lead bytes followed by a continuation abound.
+_ESCAPED_SEQUENCE = re.compile(
+    "(?:[\udcc0-\udcdf][\udc80-\udcbf]|[\udce0-\udcef][\udc80-\udcbf]{2}"
+    "|[\udcf0-\udcf7][\udc80-\udcbf]{3}|[\udcf8-\udcfb][\udc80-\udcbf]{4}"
+    "|[\udcfc-\udcfd][\udc80-\udcbf]{5})+"
+)
 _ESCAPED_AS_LATIN1 = {0xDC00 + byte: byte for byte in range(0x80, 0x100)}
 _HEX_BYTES = {
     f"{high}{low}".encode(): bytes([int(high + low, 16)])
@@ -185,7 +192,7 @@ def _loose_char(data: bytes, start: int) -> tuple[str, int]:
 
 
 def _loose_run(match: re.Match[str]) -> str:
-    """A run of escaped bytes that holds lead and continuation bytes, read loosely."""
+    """A run of complete loose sequences (escaped bytes), read loosely."""
     data = match.group().encode("utf-8", "surrogateescape")
     chars, position = [], 0
     while position < len(data):
