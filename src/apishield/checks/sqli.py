@@ -467,6 +467,8 @@ _STATEMENTS = frozenset(
      "union", "copy"}
 )  # fmt: skip
 _QUOTES = "'\"`"
+# The first words after a quote that _continuation reads on from.
+_CONTINUING_WORDS = _WORD_OPERATORS | {"union", "select", "where", "having"}
 # What a parenthesised SELECT follows when it is an operand: an argument, EXISTS, ANY.
 _SUBQUERY_OPERAND = frozenset({"(", ",", "exists", "any", "all", "some", "not"})
 
@@ -509,10 +511,27 @@ def break_out(text: str) -> tuple[str, str] | None:
         if start < 0:
             continue
         end = start + 1 + _BREAKOUT_WINDOW
+        if not _may_continue(text, start + 1, end):
+            continue
         kind, length = _continuation(_tokens(text[start + 1 : end], end < len(text)))
         if kind is not None:
             return kind, text[start : start + 1 + length].strip()
     return None
+
+
+def _may_continue(text: str, start: int, end: int) -> bool:
+    """Whether the first token after the quote (inline comments skipped) is one that
+    :func:`_continuation` reads on from: most quotes are followed by a plain word,
+    and tokenising the whole window for them is wasted."""
+    for match in _TOKEN.finditer(text, start, end):
+        kind = match.lastgroup
+        if kind is None:
+            continue
+        token = match.group().lower()
+        if kind == "comment" and token.startswith("/*"):
+            continue
+        return kind in ("comment", "op") or token == ";" or token in _CONTINUING_WORDS
+    return False
 
 
 def _continuation(tokens: list[_Token]) -> tuple[str | None, int]:
