@@ -530,15 +530,20 @@ def _may_continue(text: str, start: int, end: int) -> bool:
         token = match.group().lower()
         if kind == "comment" and token.startswith("/*"):
             continue
-        return kind in ("comment", "op") or token == ";" or token in _CONTINUING_WORDS
+        return _continues(kind, token)
     return False
+
+
+def _continues(kind: str, text: str) -> bool:
+    """Whether a first token after a break-out quote is one :func:`_continuation` reads on from."""
+    return kind in ("comment", "op") or text == ";" or text in _CONTINUING_WORDS
 
 
 def _continuation(tokens: list[_Token]) -> tuple[str | None, int]:
     """What the tokens after a break-out quote do, and where that evidence ends."""
     while tokens and tokens[0].kind == "comment" and tokens[0].text.startswith("/*"):
         tokens = tokens[1:]  # an inline comment is whitespace
-    if not tokens:
+    if not tokens or not _continues(tokens[0].kind, tokens[0].text):
         return None, 0
     first = tokens[0]
     if first.text == ";":
