@@ -4,11 +4,13 @@
 One command, one run::
 
     .venv/bin/python bench/detection/run.py [--corpus PATH ...] [--limit N] \
-        [--paranoia 1 2] [--sensitivity balanced strict] [--out bench/detection/RESULTS.md]
+        [--paranoia 1 2] [--in-process balanced strict learning] [--out bench/detection/RESULTS.md]
     .venv/bin/python bench/detection/run.py --only apishield   # in-process only, ~1 min
 
 1. apishield in-process: ``evaluate_corpus`` with the default policy (and, with
-   ``--sensitivity strict``, with ``sensitivity: strict`` too), findings counted per location;
+   ``--in-process strict``, with ``sensitivity: strict`` too; with ``learning``, with
+   parameter learning set to learn from one client: see ``IN_PROCESS_POLICIES``),
+   findings counted per location;
 2. apishield black-box: every record replayed through a running ``apishield proxy``;
 3. nginx + ModSecurity v3 + OWASP CRS (Debian packages) at each paranoia level, black-box.
 
@@ -71,7 +73,20 @@ ERROR = -1  # outcome of a request that got no HTTP answer
 IN_PROCESS = "apishield-inprocess"
 IN_PROCESS_STRICT = "apishield-inprocess-strict"
 PROXY = "apishield-proxy"
-IN_PROCESS_TARGETS = {"balanced": IN_PROCESS, "strict": IN_PROCESS_STRICT}
+IN_PROCESS_LEARNING = "apishield-inprocess-learning"
+IN_PROCESS_TARGETS = {
+    "balanced": IN_PROCESS,
+    "strict": IN_PROCESS_STRICT,
+    "learning": IN_PROCESS_LEARNING,
+}
+# A corpus comes from one client, so default learning (3 clients) never acts on it; the
+# learning variant learns from one client, from every request, after 10 values: the
+# most a corpus can show of what learned kinds catch and what they wrongly block.
+IN_PROCESS_POLICIES: dict[str, dict[str, Any]] = {
+    "balanced": {},
+    "strict": {"sensitivity": "strict"},
+    "learning": {"learning": {"min_clients": 1, "min_samples": 10, "sample_every": 1}},
+}
 CRS_CORPUS = "attacks-crs-regression"
 NOT_ATTACKS_DIR = DETECTION_DIR / "crs-not-attacks"
 NOT_ATTACKS_REPORT = "CRS-NOT-ATTACKS.md"
@@ -473,17 +488,17 @@ def tally_statuses(
     return tally
 
 
-def tally_in_process(corpus: Corpus, limit: int | None, sensitivity: str = "balanced") -> Tally:
-    """``evaluate_corpus`` with the default policy at ``sensitivity``, shaped as a replay."""
+def tally_in_process(corpus: Corpus, limit: int | None, variant: str = "balanced") -> Tally:
+    """``evaluate_corpus`` with the policy of ``variant``, shaped as a replay."""
     from apishield.evaluate import evaluate_corpus  # noqa: PLC0415 - needs the venv
     from apishield.policy import policy_from_dict  # noqa: PLC0415
 
-    policy = policy_from_dict({} if sensitivity == "balanced" else {"sensitivity": sensitivity})
+    policy = policy_from_dict(IN_PROCESS_POLICIES[variant])
     started = time.monotonic()
     report = evaluate_corpus(corpus.path, policy, limit=limit)
     missed = {m.id for m in report.misses}
     flagged = {f.id for f in report.false_positive_list}
-    target = IN_PROCESS_TARGETS[sensitivity]
+    target = IN_PROCESS_TARGETS[variant]
     tally = Tally(target, corpus.name, seconds=time.monotonic() - started)
     tally.per_location = {source: dict(counts) for source, counts in report.per_location.items()}
     tally.attacks, tally.benign = report.attacks, report.benign
@@ -602,6 +617,7 @@ def _ratio(a: float, b: float) -> str:
 TARGET_TITLES = {
     IN_PROCESS: "apishield in-process",
     IN_PROCESS_STRICT: "apishield in-process (strict)",
+    IN_PROCESS_LEARNING: "apishield in-process (learning)",
     PROXY: "apishield via proxy",
 }
 
@@ -969,7 +985,12 @@ def build_report(
         "- **apishield in-process**: `apishield.evaluate.evaluate_corpus(path, "
         "policy_from_dict({}))`, the default policy (`sensitivity: balanced`); BLOCK counts "
         "as blocked, REJECT (malformed or oversized input) as rejected. "
-        "**apishield in-process (strict)**, when run: the same with `sensitivity: strict`.",
+        "**apishield in-process (strict)**, when run: the same with `sensitivity: strict`. "
+        "**apishield in-process (learning)**, when run: the default policy with parameter "
+        "learning set to learn from one client (`min_clients: 1`), from every request "
+        "(`sample_every: 1`), after 10 values (`min_samples: 10`); a corpus comes from one "
+        "client, so the default learning (3 clients, 100 values, one request in 8) never "
+        "acts on it.",
         f"- **apishield via proxy**: `apishield proxy` with `bench/conf/apishield-policy.yaml"
         f".tmpl` (`mode: block`, defaults otherwise), {args.workers} workers, in front of "
         "an nginx upstream answering 200 to everything.",
@@ -1063,11 +1084,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "report goes to the run folder unless --out is given",
     )
     parser.add_argument(
+        "--in-process",
         "--sensitivity",
+        dest="sensitivity",
         nargs="+",
         default=["balanced"],
         choices=tuple(IN_PROCESS_TARGETS),
-        help="in-process apishield at each sensitivity (default: balanced)",
+        help="in-process apishield variants: balanced (the default policy), strict, "
+        "learning (see IN_PROCESS_POLICIES); default: balanced",
     )
     parser.add_argument(
         "--validate",

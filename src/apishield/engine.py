@@ -26,9 +26,25 @@ import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from apishield.checks import Check, ValueCheck, ValueScanner, registered_checks
+from apishield.checks import (
+    Check,
+    SensitivityShift,
+    ValueCheck,
+    ValueScanner,
+    registered_checks,
+)
 from apishield.clientip import ClientResolver
+from apishield.context import (
+    SENSITIVITY,
+    Judged,
+    Kind,
+    ParameterLearner,
+    Profile,
+    RequestContext,
+    compile_declarations,
+)
 from apishield.errors import PolicyError
 from apishield.events import SecurityEvent, new_event_id
 from apishield.findings import Action, Finding, Location, Mode, Phase, Severity, Source, Verdict
@@ -139,6 +155,10 @@ class Engine:
     check). All three are injectable for tests and embedding. ``scan_memo=False``
     turns off the memo of signature scans (:class:`~apishield.checks.ValueScanner`),
     for benchmarks that want the cost of values never seen before.
+
+    Parameter kinds (:mod:`apishield.context`) come from the policy's declarations
+    and, when ``learning`` is enabled, from :attr:`learner`, the engine's one piece
+    of state that changes with traffic (a reload hands it on: :meth:`adopt_learning`).
     """
 
     def __init__(
@@ -162,15 +182,15 @@ class Engine:
         self.default_endpoint = _Endpoint(self.request_mode, self.response_mode)
         self.client_resolver = ClientResolver(policy.trusted_proxies)
         self.exclusions = tuple(_compile_exclusion(e) for e in policy.exclusions)
-        self.checks = self._compile_checks(
-            policy, registered_checks() if checks is None else checks
-        )
-        value_checks = [c for c in self.checks if isinstance(c.check, ValueCheck)]
-        self.value_checks = {c.check.id: c for c in value_checks}
-        self.value_scanner = ValueScanner(
-            [c.check for c in value_checks],  # type: ignore[misc]
-            memo=scan_memo,
-        )
+        available = registered_checks() if checks is None else checks
+        self.checks = self._compile_checks(policy, available)
+        compiled_values = [c for c in self.checks if isinstance(c.check, ValueCheck)]
+        self.value_checks = {c.check.id: c for c in compiled_values}
+        value_checks = [cast(ValueCheck, c.check) for c in compiled_values]
+        self.value_scanner = ValueScanner(value_checks, memo=scan_memo)
+        self.declarations = compile_declarations(policy.parameters)
+        self.learner = ParameterLearner(policy.learning) if policy.learning.enabled else None
+        self.shift = self._compile_shift(policy, available, value_checks)
         self.checks_by_phase: dict[Phase, tuple[_CompiledCheck, ...]] = {
             phase: tuple(
                 c
@@ -191,6 +211,32 @@ class Engine:
             resolve_mode(route.mode, self.response_mode),
             route.upstream,
         )
+
+    def _compile_shift(
+        self,
+        policy: Policy,
+        available: Mapping[str, type[Check]],
+        value_checks: Sequence[ValueCheck],
+    ) -> SensitivityShift | None:
+        """The judge of values whose parameter kind asks for the other sensitivity,
+        when some kind can (a declared one, or ``id`` when learning)."""
+        kinds = {d.kind for d in self.declarations}
+        if self.learner is not None:
+            kinds.add(Kind.ID)
+        others = {SENSITIVITY[kind] for kind in kinds} - {policy.sensitivity}
+        if not others or not value_checks:
+            return None
+        shifted_policy = policy.model_copy(update={"sensitivity": others.pop()})
+        classes = {c.id: available[c.id] for c in value_checks}
+        shifted = [c.check for c in self._compile_checks(shifted_policy, classes)]
+        return SensitivityShift(value_checks, [cast(ValueCheck, c) for c in shifted])
+
+    def adopt_learning(self, previous: Engine) -> None:
+        """Keep what ``previous`` (the engine this one replaces) learned, under this
+        policy's learning settings."""
+        if self.learner is not None and previous.learner is not None:
+            previous.learner.settings = self.policy.learning
+            self.learner = previous.learner
 
     @staticmethod
     def _compile_checks(
@@ -257,6 +303,11 @@ class Transaction:
         self._inputs: Sequence[InputValue] = ()
         self._body_deferred = False  # body values not built yet: none is a candidate
         self._body = b""  # the request body with its content codings undone
+        self._contextualised = False  # _context is known (set by the first request phase)
+        self._context: RequestContext | None = None  # the kinds of the request's parameters
+        self._profile: Profile | None = None  # the endpoint's learning profile
+        self._observed = False  # this request is one learning observes
+        self._judged: dict[int, Judged] = {}  # id(value) → its kind, for values judged shifted
         self._engine_seconds = 0.0
         self._finished: SecurityEvent | None = None
 
@@ -363,6 +414,9 @@ class Transaction:
         if mode is Mode.OFF:
             return None
         start = self.engine.clock()
+        if phases[0] in _REQUEST_PHASES and not self._contextualised:
+            self._contextualised = True
+            self._context = self._request_context()
         try:
             return self._run_phase(phases, mode, extract)
         finally:
@@ -398,11 +452,38 @@ class Transaction:
                     continue
                 for finding in found:
                     self._record(compiled, finding, mode, blocking)
+        if self._observed and not self.findings and phases[0] in _REQUEST_PHASES:
+            self._observe()
         self._inputs = ()
         self._body_deferred = False
         if blocking:
             return self._block(blocking)
         return None
+
+    def _request_context(self) -> RequestContext | None:
+        """The kinds of this request's parameters: declared, then learned (and the
+        learning profile of its endpoint, counting this request)."""
+        engine = self.engine
+        request = self.request
+        declared = (
+            [d for d in engine.declarations if d.applies_to(request.method, self.decoded_path)]
+            if engine.declarations
+            else ()
+        )
+        learned = {}
+        learner = engine.learner
+        if learner is not None:
+            host = request.headers.get("host") or ""
+            self._profile = learner.profile(host, request.method, self.route, self.decoded_path)
+            self._observed = learner.samples(self._profile)
+            learned = self._profile.learned
+        context = RequestContext(declared, learned)
+        return context if context else None
+
+    def _observe(self) -> None:
+        """Let learning see this request's values (it passed, with no finding)."""
+        assert self.engine.learner is not None and self._profile is not None
+        self.engine.learner.observe(self._profile, self.inputs_for(""), self.client_ip)
 
     def _run_value_checks(self, mode: Mode, blocking: list[Finding]) -> Verdict | None:
         """Every value check over every input, one signature scan for all of them.
@@ -413,9 +494,7 @@ class Transaction:
         In monitor mode nothing blocks, so every candidate is inspected.
         """
         compiled_checks = self.engine.value_checks
-        candidates = sorted(
-            self.engine.value_scanner.candidates(self._inputs), key=_strongest_first
-        )
+        candidates = sorted(self._value_candidates(), key=_strongest_first)
         for value, check, hits in candidates:
             if blocking:
                 break
@@ -429,19 +508,52 @@ class Transaction:
                     return verdict
                 continue
             if finding is not None:
-                self._record(compiled_checks[check.id], finding, mode, blocking)
+                judged = self._judged.get(id(value)) if self._judged else None
+                context = judged.describe() if judged is not None else ""
+                self._record(compiled_checks[check.id], finding, mode, blocking, context)
         return None
+
+    def _value_candidates(self) -> list[tuple[InputValue, ValueCheck, Sequence[Hit]]]:
+        """The (value, check, hits) triples to inspect; values whose parameter kind
+        asks for the other sensitivity go to the engine's shifted judges."""
+        engine = self.engine
+        scanner = engine.value_scanner
+        context = self._context
+        if context is None or engine.shift is None:
+            return list(scanner.candidates(self._inputs))
+        usual: list[InputValue] = []
+        shifted: list[InputValue] = []
+        self._judged.clear()
+        sensitivity = engine.policy.sensitivity
+        for value in self._inputs:
+            judged = context.of(value)
+            if judged is not None and SENSITIVITY[judged.kind] != sensitivity:
+                shifted.append(value)
+                self._judged[id(value)] = judged
+            else:
+                usual.append(value)
+        candidates = list(scanner.candidates(usual))
+        if shifted:
+            found = scanner.found_for([v.text for v in shifted])
+            candidates += engine.shift.candidates(shifted, found)
+        return candidates
 
     def _excluded(self, check_id: str, value: InputValue) -> bool:
         return any(e.excludes(check_id, value.location) for e in self._exclusions)
 
     def _record(
-        self, compiled: _CompiledCheck, finding: Finding, mode: Mode, blocking: list[Finding]
+        self,
+        compiled: _CompiledCheck,
+        finding: Finding,
+        mode: Mode,
+        blocking: list[Finding],
+        context: str = "",
     ) -> None:
-        """Stamp ``finding`` with the mode in force for its check and keep it."""
+        """Stamp ``finding`` with the mode in force for its check (and the kind its
+        value was judged as) and keep it."""
         cap = compiled.mode_cap
         effective = mode if _MODE_RANK[cap] >= _MODE_RANK[mode] else cap
-        stamped = finding.with_mode(effective)
+        stamped = finding.with_mode(effective, context)
         self.findings.append(stamped)
         if effective is Mode.BLOCK and finding.score >= compiled.threshold:
             blocking.append(stamped)
@@ -472,10 +584,18 @@ class Transaction:
             )
         self._body = decode_content(request.body, request.headers.get("content-encoding"), limits)
         texts = plain_json_texts(self._body, request.headers.get("content-type"), limits)
-        if texts is not None and not self.engine.value_scanner.has_candidates(texts):
+        if texts is not None and not self._observed and not self._has_candidates(texts):
             self._body_deferred = True
             return ()
         return self._body_values()
+
+    def _has_candidates(self, texts: list[str]) -> bool:
+        """True when some check, at either sensitivity this request may use, must
+        inspect one of ``texts``."""
+        engine = self.engine
+        if engine.value_scanner.has_candidates(texts):
+            return True
+        return self._context is not None and engine.shift is not None and engine.shift.adds(texts)
 
     def _body_values(self) -> Sequence[InputValue]:
         """The values of the body as decoded by :meth:`_extract_body`."""

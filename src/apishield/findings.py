@@ -96,6 +96,8 @@ class Finding:
 
     ``score`` is 0-100; the policy's threshold decides whether it blocks.
     ``owasp`` names the OWASP API Security Top 10 (2023) category where one fits.
+    ``context`` says, when the value's parameter has a kind, which kind and whence
+    (``"id (learned)"``): the value was judged at that kind's sensitivity.
     """
 
     check: str
@@ -107,9 +109,11 @@ class Finding:
     severity: Severity = Severity.MEDIUM
     owasp: str | None = None
     mode: Mode = Mode.BLOCK
+    context: str = ""
 
-    def with_mode(self, mode: Mode) -> Finding:
-        """The same finding under the mode in force where it was raised."""
+    def with_mode(self, mode: Mode, context: str = "") -> Finding:
+        """The same finding under the mode in force where it was raised (and, when
+        given, the kind of parameter its value was judged as)."""
         return Finding(
             self.check,
             self.category,
@@ -120,6 +124,7 @@ class Finding:
             self.severity,
             self.owasp,
             mode,
+            context or self.context,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -135,6 +140,7 @@ class Finding:
             "score": self.score,
             "severity": self.severity.name.lower(),
             "mode": self.mode.value,
+            **({"context": self.context} if self.context else {}),
         }
 
 

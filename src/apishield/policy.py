@@ -116,6 +116,67 @@ class Exclusion(_Model):
         return _check_methods(methods)
 
 
+_DECLARABLE_SOURCES = (
+    "query",
+    "form",
+    "json",
+    "cookie",
+    "multipart",
+    "xml",
+    "path_segment",
+    "header",
+)
+
+
+class ParameterContext(_Model):
+    """Declares what a parameter holds: identifiers (judged at ``strict``) or free text
+    (judged at ``balanced``); see :mod:`apishield.context`."""
+
+    kind: Literal["id", "text"] = Field(description="'id' for identifiers, 'text' for free text")
+    location: str = Field(
+        description="'source:name' such as 'query:user_id', 'json:/items/*/sku' (array "
+        "indices written '*'), 'path_segment:1', or a source alone for all its parameters"
+    )
+    path: str = Field("*", description="Path template the declaration applies to, '*' for any")
+    methods: tuple[str, ...] = Field(("*",), description="Methods, or '*' for any")
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, path: str) -> str:
+        return path if path == "*" else _check_pattern(path)
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, methods: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_methods(methods)
+
+    @field_validator("location")
+    @classmethod
+    def _location(cls, location: str) -> str:
+        source = location.partition(":")[0]
+        if source not in _DECLARABLE_SOURCES:
+            raise ValueError(
+                f"location {location!r} must start with one of: {', '.join(_DECLARABLE_SOURCES)}"
+            )
+        return location
+
+
+class Learning(_Model):
+    """Learning from passing traffic which parameters hold identifiers."""
+
+    enabled: bool = Field(True, description="Learn parameter kinds from traffic")
+    min_samples: int = Field(
+        100, ge=1, description="Identifier-shaped values seen before a parameter counts as 'id'"
+    )
+    min_clients: int = Field(
+        3, ge=1, le=16, description="Distinct client addresses those values must come from"
+    )
+    sample_every: int = Field(8, ge=1, description="Observe one request in this many per endpoint")
+    max_parameters: int = Field(
+        10_000, ge=1, description="Parameters tracked per worker; beyond, new ones are not learned"
+    )
+
+
 class CheckSettings(_Model):
     """Per-check settings; detectors may read extra options from ``options``."""
 
@@ -228,6 +289,10 @@ class Policy(_Model):
     routes: tuple[Route, ...] = ()
     checks: dict[str, CheckSettings] = Field(default_factory=dict)
     exclusions: tuple[Exclusion, ...] = ()
+    parameters: tuple[ParameterContext, ...] = Field(
+        (), description="Declared parameter kinds (identifier or free text)"
+    )
+    learning: Learning = Field(default_factory=Learning)
     limits: Limits = Field(default_factory=Limits)
     trusted_proxies: tuple[str, ...] = Field(
         (), description="CIDRs whose X-Forwarded-For/Forwarded headers are believed"

@@ -18,8 +18,9 @@ class PolicyHolder:
     """Holds the current :class:`Engine`; adapters read ``holder.engine`` per request.
 
     A reload builds a complete new engine first and only then swaps the reference,
-    so a request sees either the old policy or the new one, never a mix. An invalid
-    file keeps the last good engine and the error is returned and logged.
+    so a request sees either the old policy or the new one, never a mix; what the old
+    engine learned of parameter kinds carries over. An invalid file keeps the last
+    good engine and the error is returned and logged.
     """
 
     def __init__(
@@ -59,6 +60,7 @@ class PolicyHolder:
         except PolicyError as exc:
             log.error("policy reload refused, keeping the last good policy: %s", exc)
             return exc
+        engine.adopt_learning(self.engine)
         self.engine = engine
         log.info("policy reloaded from %s", self.path)
         return None

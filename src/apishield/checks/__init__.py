@@ -196,6 +196,10 @@ class ValueScanner:
             for check, hits in found:
                 yield value, check, hits
 
+    def found_for(self, texts: list[str]) -> list[_Candidates]:
+        """Per text, the checks that must inspect it and their hits (remembered)."""
+        return self._candidates_of(texts)
+
     def has_candidates(self, texts: list[str]) -> bool:
         """True when some check must inspect one of ``texts`` (remembered like any scan)."""
         return any(self._candidates_of(texts))
@@ -254,14 +258,76 @@ class ValueScanner:
         plain = is_plain(text)
         grouped: dict[str, list[Hit]] = {}
         for hit in hits:
-            check = self._by_id[hit.signature.check]
-            if not plain or check.inspects_plain or hit.signature.name in check.plain_signatures:
+            if _counts(hit, self._by_id[hit.signature.check], plain):
                 grouped.setdefault(hit.signature.check, []).append(hit)
         if not plain:
             for check in wanting:
                 if check.id not in grouped and check.wants(text):
                     grouped[check.id] = []
         return grouped
+
+
+def _counts(hit: Hit, check: ValueCheck, plain: bool) -> bool:
+    """True when ``hit`` makes its text a candidate of ``check`` (see ``is_plain``)."""
+    return not plain or check.inspects_plain or hit.signature.name in check.plain_signatures
+
+
+class SensitivityShift:
+    """Judges values at the sensitivity the policy does not use (see :mod:`apishield.context`).
+
+    A value's candidates start from the engine's scan (:meth:`ValueScanner.found_for`,
+    remembered as usual), less the hits of signatures the other sensitivity does not
+    use, plus the hits of those it adds (a small database of its own); the other
+    sensitivity's instances of the checks judge them.
+    """
+
+    def __init__(self, primary: Sequence[ValueCheck], shifted: Sequence[ValueCheck]) -> None:
+        primary_names = {s.name for check in primary for s in check.signature_set.signatures}
+        signatures = [s for check in shifted for s in check.signature_set.signatures]
+        self._kept = frozenset(s.name for s in signatures)
+        added = [s for s in signatures if s.name not in primary_names]
+        self._added = SignatureSet(added, batch=True) if added else None
+        self._by_id = {check.id: check for check in shifted}
+
+    def candidates(
+        self, values: Sequence[InputValue], found: Sequence[_Candidates]
+    ) -> Iterator[tuple[InputValue, ValueCheck, Sequence[Hit]]]:
+        """Each (value, shifted check, hits) pair to inspect; ``found`` is the
+        engine's candidates of each value's text."""
+        texts = [v.text for v in values]
+        added = self._added.scan_many(texts) if self._added is not None else {}
+        for index, (value, primary) in enumerate(zip(values, found, strict=True)):
+            grouped = self._kept_hits(value.text, primary)
+            plain = is_plain(value.text)
+            for hit in added.get(index, ()):
+                check = self._by_id[hit.signature.check]
+                if _counts(hit, check, plain):
+                    grouped.setdefault(check.id, []).append(hit)
+            for check_id, hits in grouped.items():
+                yield value, self._by_id[check_id], sorted(hits, key=_by_start)
+
+    def adds(self, texts: list[str]) -> bool:
+        """True when a signature that only the shifted sensitivity uses matches one of
+        ``texts`` (without it, no text is a candidate here unless it is one in the
+        engine's own scan)."""
+        return self._added is not None and bool(self._added.scan_many(texts))
+
+    def _kept_hits(self, text: str, primary: _Candidates) -> dict[str, list[Hit]]:
+        """The engine's candidates less the hits of signatures not used here; a check
+        left without hits stays only if it wants the text anyway."""
+        grouped: dict[str, list[Hit]] = {}
+        for check, hits in primary:
+            shifted = self._by_id.get(check.id)
+            if shifted is None:
+                continue
+            kept = [h for h in hits if h.signature.name in self._kept]
+            if kept or not hits or shifted.wants(text):
+                grouped[check.id] = kept
+        return grouped
+
+
+def _by_start(hit: Hit) -> int:
+    return hit.start
 
 
 def word_set(text: str) -> frozenset[str]:
