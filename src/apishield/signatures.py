@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 import hyperscan
 
+from apishield.dbcache import cached_compile
+
 DEFAULT_FLAGS = (
     hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SOM_LEFTMOST | hyperscan.HS_FLAG_DOTALL
 )
@@ -45,6 +47,14 @@ def first_in_value(chars: str) -> str:
     first occurrence.
     """
     return rf"{BEGIN}[^{chars}\x00]*[{chars}]"
+
+
+def longest_first(word: str) -> tuple[int, str]:
+    """Sort key for the words of an alternation: longer first (so that a word's prefix
+    does not match in its place), then alphabetical, so that a pattern built from a
+    set is the same in every process (a set's order changes with string hashing) and
+    so is its compiled database (and its key in :mod:`apishield.dbcache`)."""
+    return (-len(word), word)
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9_.,:@+\-]*")
@@ -243,7 +253,12 @@ def _without_starts(patterns: tuple[tuple[str, int], ...]) -> tuple[tuple[str, i
 @functools.lru_cache(maxsize=64)
 def _compile(patterns: tuple[tuple[str, int], ...]) -> hyperscan.Database:
     """A hyperscan database for ``patterns``; compiled databases are read-only, so a
-    reloaded policy with the same signatures reuses them instead of recompiling."""
+    reloaded policy with the same signatures reuses them instead of recompiling, and a
+    new process loads them from the on-disk cache (:mod:`apishield.dbcache`)."""
+    return cached_compile(patterns, _compile_now)
+
+
+def _compile_now(patterns: tuple[tuple[str, int], ...]) -> hyperscan.Database:
     database = hyperscan.Database()
     try:
         database.compile(

@@ -24,7 +24,7 @@ from typing import NamedTuple
 from apishield.checks import ValueCheck, register, word_set
 from apishield.findings import Finding
 from apishield.inputs import InputValue
-from apishield.signatures import BEGIN, END, Hit, best_of, register_check_signatures
+from apishield.signatures import BEGIN, END, Hit, best_of, longest_first, register_check_signatures
 
 # Commands recognisable on their own right after a separator ("; id", "| whoami").
 _ALONE_WORDS = word_set(
@@ -100,7 +100,7 @@ _SENSITIVE_ARGS = word_set("passwd shadow sudoers authorized_keys id_rsa .htpass
 
 _SEP = r"(?:[;|\n`]|&&?|\$\(|[<>]\()"
 # Command words in groups of alternatives small enough for one hyperscan pattern each.
-_CMD = sorted((re.escape(w) for w in _COMMANDS | _WRAPPERS), key=len, reverse=True)
+_CMD = sorted((re.escape(w) for w in _COMMANDS | _WRAPPERS), key=longest_first)
 _COMMAND_GROUPS = tuple("|".join(_CMD[i::4]) for i in range(4))
 _ALONE = (
     r"(?:id|whoami|uname|ifconfig|ipconfig|netstat|pwd|ls|printenv|hostname|systeminfo"

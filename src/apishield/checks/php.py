@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from apishield.checks import ValueCheck, register, word_set
 from apishield.findings import Finding, Source
 from apishield.inputs import InputValue
-from apishield.signatures import Hit, best_of, register_check_signatures
+from apishield.signatures import Hit, best_of, longest_first, register_check_signatures
 
 # Functions that run code or commands: a PHP-like argument makes the call an attack.
 _EXEC = word_set(
@@ -56,8 +56,8 @@ _PROBES = word_set(
     " gethostbyname curl_init mail header"
 )
 _FUNCTIONS = _EXEC | _PHP_ONLY | _PROBES
-_FUNCTION_WORDS = "|".join(sorted(_FUNCTIONS, key=len, reverse=True))
-_EXEC_WORDS = "|".join(sorted(_EXEC | {"phpinfo", "base64_decode"}, key=len, reverse=True))
+_FUNCTION_WORDS = "|".join(sorted(_FUNCTIONS, key=longest_first))
+_EXEC_WORDS = "|".join(sorted(_EXEC | {"phpinfo", "base64_decode"}, key=longest_first))
 _SUPERGLOBAL = r"\$_(?:GET|POST|REQUEST|COOKIE|SERVER|FILES|ENV|SESSION)"
 _UPLOAD_EXTENSION = re.compile(
     r"\.\s*(?:php\d*|phtml|pht|phps|phpt|phar)(?:[.\s]*$|\s*\.\w{1,5}[.\s]*$)", re.IGNORECASE
