@@ -182,6 +182,8 @@ BATCH_TEXTS = [
     "sleep(5)",
     "union",
     "select 1",
+    "ls -l /home/*",  # a pattern's trailing negated class must not eat the separator
+    "/*",
 ]
 
 

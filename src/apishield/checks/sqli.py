@@ -76,7 +76,7 @@ STRICT_SCORE = 60
 # Values without a quote, comment, logical operator or SQL keyword skip libinjection.
 _GATE = (
     first_in_value("'\"`#")
-    + r"|--|/\*[^;,]|&&|\|\||\b(?:and|or|xor|not|union|select|insert|update|delete"
+    + r"|--|/\*[^;,\x00]|&&|\|\||\b(?:and|or|xor|not|union|select|insert|update|delete"
     r"|drop|having|where|order|group|limit|sleep|benchmark|exec|execute|declare|waitfor"
     r"|case|when|like|rlike|regexp|into|from|procedure|div|null|in|is|between|if|char"
     r"|concat|ascii|substring|version|user|database|load_file|pg_sleep|analyse|create|alter)\b"
