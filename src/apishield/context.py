@@ -131,15 +131,18 @@ class _Stats:
         self.clients: set[str] = set()
 
 
-class Profile:
+class _Profile:
     """One endpoint's learning: its parameters' statistics and the kinds learned."""
 
-    __slots__ = ("learned", "requests", "stats")
+    __slots__ = ("learned", "stats")
 
     def __init__(self) -> None:
-        self.requests = 0
         self.stats: dict[tuple[Source, str], _Stats] = {}
         self.learned: dict[tuple[Source, str], Kind] = {}
+
+
+Endpoint = tuple[str, str, str]  # host, method, path template
+_NOTHING_LEARNED: dict[tuple[Source, str], Kind] = {}
 
 
 class ParameterLearner:
@@ -149,41 +152,49 @@ class ParameterLearner:
     else :func:`guess_template`'s). One request in ``sample_every`` is observed; a
     parameter is learned as ``id`` once ``min_samples`` identifier-shaped values
     came from ``min_clients`` clients with at most one other value per hundred.
+    Endpoints and parameters are each bounded by ``max_parameters``: past the bound,
+    new ones are not learned.
     """
 
     MAX_CLIENTS_KEPT = 16
 
     def __init__(self, settings: Learning) -> None:
         self.settings = settings
-        self._profiles: dict[tuple[str, str, str], Profile] = {}
+        self._profiles: dict[Endpoint, _Profile] = {}
         self._templates: dict[str, str] = {}
         self._parameters = 0
+        self._requests = 0
+        self.has_learned = False  # some parameter was learned once (lookups are then due)
 
-    def profile(self, host: str, method: str, route: str, path: str) -> Profile:
-        """The profile of the endpoint a request belongs to (created on first sight)."""
-        template = route or self._template(path)
-        key = (host, method, template)
-        profile = self._profiles.get(key)
-        if profile is None:
-            profile = self._profiles.setdefault(key, Profile())
-        return profile
-
-    def _template(self, path: str) -> str:
+    def endpoint(self, host: str, method: str, route: str, path: str) -> Endpoint:
+        """The endpoint a request belongs to."""
+        if route:
+            return (host, method, route)
         template = self._templates.get(path)
         if template is None:
             if len(self._templates) >= _TEMPLATE_CACHE:
                 self._templates.clear()
             template = self._templates[path] = guess_template(path)
-        return template
+        return (host, method, template)
 
-    def samples(self, profile: Profile) -> bool:
-        """Count a request of ``profile``'s endpoint; True when it is to be observed."""
-        profile.requests += 1
-        return profile.requests % self.settings.sample_every == 1 % self.settings.sample_every
+    def learned_at(self, endpoint: Endpoint) -> dict[tuple[Source, str], Kind]:
+        """The kinds learned at ``endpoint`` (a live view: learning may add to it)."""
+        profile = self._profiles.get(endpoint)
+        return profile.learned if profile is not None else _NOTHING_LEARNED
 
-    def observe(self, profile: Profile, values: Sequence[InputValue], client: str) -> None:
-        """Learn from the values of a request that passed inspection."""
+    def samples(self) -> bool:
+        """Count a request; True when it is one to observe (one in ``sample_every``)."""
+        self._requests += 1
+        return self._requests % self.settings.sample_every == 0
+
+    def observe(self, endpoint: Endpoint, values: Sequence[InputValue], client: str) -> None:
+        """Learn from the values of a request to ``endpoint`` that passed inspection."""
         settings = self.settings
+        profile = self._profiles.get(endpoint)
+        if profile is None:
+            if len(self._profiles) >= settings.max_parameters:
+                return
+            profile = self._profiles.setdefault(endpoint, _Profile())
         stats = profile.stats
         for value in values:
             source = value.location.source
@@ -208,10 +219,11 @@ class ParameterLearner:
                 and seen.others * 100 <= seen.identifiers
             ):
                 profile.learned[key] = Kind.ID
+                self.has_learned = True
             else:
                 profile.learned.pop(key, None)
 
-    def learned(self) -> dict[tuple[str, str, str], dict[str, str]]:
+    def learned(self) -> dict[Endpoint, dict[str, str]]:
         """Every endpoint's learned parameters: ``(host, method, template)`` → location → kind."""
         return {
             key: {f"{s.value}:{n}": kind.value for (s, n), kind in profile.learned.items()}

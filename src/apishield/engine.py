@@ -38,10 +38,10 @@ from apishield.checks import (
 from apishield.clientip import ClientResolver
 from apishield.context import (
     SENSITIVITY,
+    Endpoint,
     Judged,
     Kind,
     ParameterLearner,
-    Profile,
     RequestContext,
     compile_declarations,
 )
@@ -190,6 +190,7 @@ class Engine:
         self.value_scanner = ValueScanner(value_checks, memo=scan_memo)
         self.declarations = compile_declarations(policy.parameters)
         self.learner = ParameterLearner(policy.learning) if policy.learning.enabled else None
+        self.contextual = self.learner is not None or bool(self.declarations)
         self.shift = self._compile_shift(policy, available, value_checks)
         self.checks_by_phase: dict[Phase, tuple[_CompiledCheck, ...]] = {
             phase: tuple(
@@ -278,6 +279,11 @@ def _strongest_first(candidate: tuple[InputValue, ValueCheck, Sequence[Hit]]) ->
 class Transaction:
     """One request/response pair moving through the engine's phases."""
 
+    # Set only when parameter kinds are in play (see _request_context).
+    _endpoint_key: Endpoint | None = None  # the request's endpoint, for learning
+    _observed = False  # learning observes this request
+    _judged: dict[int, Judged] | None = None  # id(value) → its kind, for values judged shifted
+
     def __init__(self, engine: Engine, request: Request) -> None:
         self.engine = engine
         self.request = request
@@ -303,11 +309,7 @@ class Transaction:
         self._inputs: Sequence[InputValue] = ()
         self._body_deferred = False  # body values not built yet: none is a candidate
         self._body = b""  # the request body with its content codings undone
-        self._contextualised = False  # _context is known (set by the first request phase)
-        self._context: RequestContext | None = None  # the kinds of the request's parameters
-        self._profile: Profile | None = None  # the endpoint's learning profile
-        self._observed = False  # this request is one learning observes
-        self._judged: dict[int, Judged] = {}  # id(value) → its kind, for values judged shifted
+        self._context = self._request_context() if engine.contextual else None
         self._engine_seconds = 0.0
         self._finished: SecurityEvent | None = None
 
@@ -414,9 +416,6 @@ class Transaction:
         if mode is Mode.OFF:
             return None
         start = self.engine.clock()
-        if phases[0] in _REQUEST_PHASES and not self._contextualised:
-            self._contextualised = True
-            self._context = self._request_context()
         try:
             return self._run_phase(phases, mode, extract)
         finally:
@@ -461,29 +460,32 @@ class Transaction:
         return None
 
     def _request_context(self) -> RequestContext | None:
-        """The kinds of this request's parameters: declared, then learned (and the
-        learning profile of its endpoint, counting this request)."""
+        """The kinds of this request's parameters, declared, then learned (learning
+        counts the request and notes its endpoint)."""
         engine = self.engine
         request = self.request
+        learner = engine.learner
+        learned = None
+        if learner is not None:
+            self._observed = learner.samples()
+            if self._observed or learner.has_learned:
+                host = request.headers.get("host") or ""
+                key = learner.endpoint(host, request.method, self.route, self.decoded_path)
+                self._endpoint_key = key
+                learned = learner.learned_at(key)
         declared = (
             [d for d in engine.declarations if d.applies_to(request.method, self.decoded_path)]
             if engine.declarations
             else ()
         )
-        learned = {}
-        learner = engine.learner
-        if learner is not None:
-            host = request.headers.get("host") or ""
-            self._profile = learner.profile(host, request.method, self.route, self.decoded_path)
-            self._observed = learner.samples(self._profile)
-            learned = self._profile.learned
-        context = RequestContext(declared, learned)
-        return context if context else None
+        if not declared and not learned:
+            return None
+        return RequestContext(declared, learned or {})
 
     def _observe(self) -> None:
         """Let learning see this request's values (it passed, with no finding)."""
-        assert self.engine.learner is not None and self._profile is not None
-        self.engine.learner.observe(self._profile, self.inputs_for(""), self.client_ip)
+        assert self.engine.learner is not None and self._endpoint_key is not None
+        self.engine.learner.observe(self._endpoint_key, self.inputs_for(""), self.client_ip)
 
     def _run_value_checks(self, mode: Mode, blocking: list[Finding]) -> Verdict | None:
         """Every value check over every input, one signature scan for all of them.
@@ -508,7 +510,7 @@ class Transaction:
                     return verdict
                 continue
             if finding is not None:
-                judged = self._judged.get(id(value)) if self._judged else None
+                judged = self._judged.get(id(value)) if self._judged is not None else None
                 context = judged.describe() if judged is not None else ""
                 self._record(compiled_checks[check.id], finding, mode, blocking, context)
         return None
@@ -523,7 +525,7 @@ class Transaction:
             return list(scanner.candidates(self._inputs))
         usual: list[InputValue] = []
         shifted: list[InputValue] = []
-        self._judged.clear()
+        self._judged = {}
         sensitivity = engine.policy.sensitivity
         for value in self._inputs:
             judged = context.of(value)
