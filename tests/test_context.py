@@ -238,6 +238,16 @@ def test_learning_is_bounded_in_parameters() -> None:
     assert eng.learner.learned() == {("api.test", "GET", "/api/items"): {"query:item": "id"}}
 
 
+def test_learning_is_bounded_in_endpoints() -> None:
+    eng = learning(max_parameters=1)
+    teach(eng, 4)
+    for i in range(4):
+        client = ("198.51.100.1", "198.51.100.2")[i % 2]
+        assert action(eng, get(f"item=sku-{i}", path="/api/other", client=client)) is None
+    assert eng.learner is not None
+    assert list(eng.learner.learned()) == [("api.test", "GET", "/api/items")]
+
+
 def test_unrouted_paths_learn_under_a_guessed_template() -> None:
     eng = learning()
     for i in range(4):
