@@ -238,6 +238,24 @@ def test_learning_is_bounded_in_parameters() -> None:
     assert eng.learner.learned() == {("api.test", "GET", "/api/items"): {"query:item": "id"}}
 
 
+@pytest.mark.parametrize(("padding", "learned"), [(10, True), (9000, False)])
+def test_clean_json_bodies_teach_up_to_a_size(padding: int, learned: bool) -> None:
+    eng = learning()
+    for i in range(4):
+        body = orjson.dumps({"sku": f"sku-{i}", "pad": "x" * padding})
+        post = Request(
+            "POST",
+            "/cart",
+            headers=Headers([("host", "api.test"), ("content-type", "application/json")]),
+            body=body,
+            client=("198.51.100.1", "198.51.100.2")[i % 2],
+        )
+        assert action(eng, post) is None
+    assert eng.learner is not None
+    kinds = eng.learner.learned().get(("api.test", "POST", "/cart"), {})
+    assert ("json:/sku" in kinds) is learned
+
+
 def test_learning_is_bounded_in_endpoints() -> None:
     eng = learning(max_parameters=1)
     teach(eng, 4)

@@ -60,6 +60,9 @@ from apishield.signatures import Hit
 _MODE_RANK = {Mode.OFF: 0, Mode.MONITOR: 1, Mode.BLOCK: 2}
 _REQUEST_PHASES = (Phase.REQUEST_HEADERS, Phase.REQUEST_BODY)
 ONE_PASS_BODY_BYTES = 65536
+# Learning walks a clean plain JSON body it observes only up to this size: a larger
+# one would add its whole walk to that request's latency for little to learn.
+LEARNING_BODY_BYTES = 8192
 
 
 def judge_head_first(request: Request) -> bool:
@@ -483,9 +486,13 @@ class Transaction:
         return RequestContext(declared, learned or {})
 
     def _observe(self) -> None:
-        """Let learning see this request's values (it passed, with no finding)."""
+        """Let learning see this request's values (it passed, with no finding); a body
+        left unwalked (see :meth:`_extract_body`) is not walked for learning."""
         assert self.engine.learner is not None and self._endpoint_key is not None
-        self.engine.learner.observe(self._endpoint_key, self.inputs_for(""), self.client_ip)
+        values = self._inputs
+        if self._exclusions:
+            values = [v for v in values if not self._excluded("*", v)]
+        self.engine.learner.observe(self._endpoint_key, values, self.client_ip)
 
     def _run_value_checks(self, mode: Mode, blocking: list[Finding]) -> Verdict | None:
         """Every value check over every input, one signature scan for all of them.
@@ -586,7 +593,8 @@ class Transaction:
             )
         self._body = decode_content(request.body, request.headers.get("content-encoding"), limits)
         texts = plain_json_texts(self._body, request.headers.get("content-type"), limits)
-        if texts is not None and not self._observed and not self._has_candidates(texts):
+        learns = self._observed and len(self._body) <= LEARNING_BODY_BYTES
+        if texts is not None and not learns and not self._has_candidates(texts):
             self._body_deferred = True
             return ()
         return self._body_values()

@@ -171,7 +171,7 @@ class Learning(_Model):
     min_clients: int = Field(
         3, ge=1, le=16, description="Distinct client addresses those values must come from"
     )
-    sample_every: int = Field(8, ge=1, description="Observe one request in this many per endpoint")
+    sample_every: int = Field(16, ge=1, description="Observe one request in this many")
     max_parameters: int = Field(
         10_000, ge=1, description="Parameters tracked per worker; beyond, new ones are not learned"
     )
