@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 import pytest
@@ -14,6 +15,7 @@ from apishield.findings import Action, Source
 from apishield.http import Headers, Request
 from apishield.policy import policy_from_dict
 from apishield.reload import PolicyHolder
+from tests.test_detection import CASES
 
 COMMAND_LINE = "ls+-l+/etc/"  # a command line with no injection context: strict evidence
 SQL_FRAGMENT = "select+char(65)"  # a SELECT of a function, no break-out: strict evidence
@@ -293,3 +295,68 @@ def test_a_reload_keeps_what_was_learned(tmp_path: Any) -> None:
     learner = holder.engine.learner
     assert learner is not None and learner.settings.min_samples == 50
     assert learner.learned() != {}
+
+
+# -- the team's strict-only detection cases, by parameter kind ---------------------------
+
+STRICT_CASES = [
+    case
+    for case in CASES
+    if case.get("sensitivity") == "strict"
+    and case["expect"] is not None
+    and case["source"] in ("query", "form", "json")
+]
+
+
+def carrying(source: str, value: str) -> Request:
+    """A request with ``value`` in parameter ``p`` of ``source``."""
+    headers = [("host", "api.test")]
+    if source == "query":
+        return Request("GET", "/api/items", f"p={quote(value)}", Headers(headers))
+    if source == "form":
+        headers.append(("content-type", "application/x-www-form-urlencoded"))
+        return Request("POST", "/api/items", "", Headers(headers), f"p={quote(value)}".encode())
+    headers.append(("content-type", "application/json"))
+    return Request("POST", "/api/items", "", Headers(headers), orjson.dumps({"p": value}))
+
+
+@pytest.fixture(scope="module")
+def id_engines() -> dict[str, Engine]:
+    return {
+        source: engine(parameters=[{"kind": "id", "location": f"{source}:{name}"}])
+        for source, name in (("query", "p"), ("form", "p"), ("json", "/p"))
+    }
+
+
+@pytest.fixture(scope="module")
+def text_engines() -> dict[str, Engine]:
+    return {
+        source: engine(
+            sensitivity="strict", parameters=[{"kind": "text", "location": f"{source}:{name}"}]
+        )
+        for source, name in (("query", "p"), ("form", "p"), ("json", "/p"))
+    }
+
+
+@pytest.fixture(scope="module")
+def balanced_engine() -> Engine:
+    return engine(learning={"enabled": False})
+
+
+@pytest.mark.parametrize("case", STRICT_CASES, ids=[c["value"][:40] for c in STRICT_CASES])
+def test_strict_only_evidence_counts_in_identifiers_and_not_in_free_text(
+    case: dict[str, Any],
+    id_engines: dict[str, Engine],
+    text_engines: dict[str, Engine],
+    balanced_engine: Engine,
+) -> None:
+    """Judged as an identifier, strict evidence blocks even under a balanced policy; judged
+    as free text under a strict policy, a value gets exactly the balanced verdict."""
+    request = carrying(case["source"], case["value"])
+    verdict = id_engines[case["source"]].inspect(request).verdict
+    assert verdict is not None and verdict.action is Action.BLOCK, case
+    assert {f.check for f in verdict.findings} == {case["expect"]}
+    assert {f.context for f in verdict.findings} == {"id (declared)"}
+    as_text = text_engines[case["source"]].inspect(request).findings
+    at_balanced = balanced_engine.inspect(request).findings
+    assert [(f.check, f.message) for f in as_text] == [(f.check, f.message) for f in at_balanced]

@@ -989,7 +989,7 @@ def build_report(
         "**apishield in-process (learning)**, when run: the default policy with parameter "
         "learning set to learn from one client (`min_clients: 1`), from every request "
         "(`sample_every: 1`), after 10 values (`min_samples: 10`); a corpus comes from one "
-        "client, so the default learning (3 clients, 100 values, one request in 16) never "
+        "client, so the default learning (3 clients, 50 values, one request in 64) never "
         "acts on it.",
         f"- **apishield via proxy**: `apishield proxy` with `bench/conf/apishield-policy.yaml"
         f".tmpl` (`mode: block`, defaults otherwise), {args.workers} workers, in front of "

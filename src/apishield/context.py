@@ -24,6 +24,7 @@ increment, which learning tolerates.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -159,11 +160,10 @@ class ParameterLearner:
     MAX_CLIENTS_KEPT = 16
 
     def __init__(self, settings: Learning) -> None:
-        self.settings = settings
+        self.configure(settings)
         self._profiles: dict[Endpoint, _Profile] = {}
         self._templates: dict[str, str] = {}
         self._parameters = 0
-        self._requests = 0
         self.has_learned = False  # some parameter was learned once (lookups are then due)
 
     def endpoint(self, host: str, method: str, route: str, path: str) -> Endpoint:
@@ -182,10 +182,11 @@ class ParameterLearner:
         profile = self._profiles.get(endpoint)
         return profile.learned if profile is not None else _NOTHING_LEARNED
 
-    def samples(self) -> bool:
-        """Count a request; True when it is one to observe (one in ``sample_every``)."""
-        self._requests += 1
-        return self._requests % self.settings.sample_every == 0
+    def configure(self, settings: Learning) -> None:
+        """Learn under ``settings`` from now on (what was learned stays)."""
+        self.settings = settings
+        # next() of it says whether a request is observed: one in sample_every
+        self.sampling = itertools.cycle([False] * (settings.sample_every - 1) + [True])
 
     def observe(self, endpoint: Endpoint, values: Sequence[InputValue], client: str) -> None:
         """Learn from the values of a request to ``endpoint`` that passed inspection."""

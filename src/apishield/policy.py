@@ -166,12 +166,12 @@ class Learning(_Model):
 
     enabled: bool = Field(True, description="Learn parameter kinds from traffic")
     min_samples: int = Field(
-        100, ge=1, description="Identifier-shaped values seen before a parameter counts as 'id'"
+        50, ge=1, description="Identifier-shaped values seen before a parameter counts as 'id'"
     )
     min_clients: int = Field(
         3, ge=1, le=16, description="Distinct client addresses those values must come from"
     )
-    sample_every: int = Field(16, ge=1, description="Observe one request in this many")
+    sample_every: int = Field(64, ge=1, description="Observe one request in this many")
     max_parameters: int = Field(
         10_000, ge=1, description="Parameters tracked per worker; beyond, new ones are not learned"
     )
