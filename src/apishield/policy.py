@@ -93,17 +93,11 @@ class Route(_Model):
         return _check_methods(methods)
 
 
-class Exclusion(_Model):
-    """Disable one check (or all, with '*') for a method + path template + location."""
+class _Scoped(_Model):
+    """A policy entry that applies to some methods and path templates."""
 
-    check: str = Field(description="Check id, or '*' for every check")
-    path: str = Field("*", description="Path template the exclusion applies to, '*' for any")
+    path: str = Field("*", description="Path template it applies to, '*' for any")
     methods: tuple[str, ...] = Field(("*",), description="Methods, or '*' for any")
-    location: str = Field(
-        "*",
-        description="Where: '*' for any, a source ('query', 'header', 'json', ...) or "
-        "'source:name' such as 'query:q', 'header:user-agent', 'json:/comment/text'",
-    )
 
     @field_validator("path")
     @classmethod
@@ -114,6 +108,17 @@ class Exclusion(_Model):
     @classmethod
     def _methods(cls, methods: tuple[str, ...]) -> tuple[str, ...]:
         return _check_methods(methods)
+
+
+class Exclusion(_Scoped):
+    """Disable one check (or all, with '*') for a method + path template + location."""
+
+    check: str = Field(description="Check id, or '*' for every check")
+    location: str = Field(
+        "*",
+        description="Where: '*' for any, a source ('query', 'header', 'json', ...) or "
+        "'source:name' such as 'query:q', 'header:user-agent', 'json:/comment/text'",
+    )
 
 
 _DECLARABLE_SOURCES = (
@@ -128,7 +133,7 @@ _DECLARABLE_SOURCES = (
 )
 
 
-class ParameterContext(_Model):
+class ParameterContext(_Scoped):
     """Declares what a parameter holds: identifiers (judged at ``strict``) or free text
     (judged at ``balanced``); see :mod:`apishield.context`."""
 
@@ -137,18 +142,6 @@ class ParameterContext(_Model):
         description="'source:name' such as 'query:user_id', 'json:/items/*/sku' (array "
         "indices written '*'), 'path_segment:1', or a source alone for all its parameters"
     )
-    path: str = Field("*", description="Path template the declaration applies to, '*' for any")
-    methods: tuple[str, ...] = Field(("*",), description="Methods, or '*' for any")
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, path: str) -> str:
-        return path if path == "*" else _check_pattern(path)
-
-    @field_validator("methods")
-    @classmethod
-    def _methods(cls, methods: tuple[str, ...]) -> tuple[str, ...]:
-        return _check_methods(methods)
 
     @field_validator("location")
     @classmethod
