@@ -466,18 +466,16 @@ class Transaction:
         """The kinds of this request's parameters, declared, then learned (learning
         counts the request and notes its endpoint)."""
         engine = self.engine
+        request = self.request
         learner = engine.learner
+        learned = None
         if learner is not None:
             self._observed = next(learner.sampling)
-            if not (self._observed or learner.has_learned or engine.declarations):
-                return None
-        request = self.request
-        learned = None
-        if learner is not None and (self._observed or learner.has_learned):
-            host = request.headers.get("host") or ""
-            key = learner.endpoint(host, request.method, self.route, self.decoded_path)
-            self._endpoint_key = key
-            learned = learner.learned_at(key)
+            if self._observed or learner.has_learned:
+                host = request.headers.get("host") or ""
+                key = learner.endpoint(host, request.method, self.route, self.decoded_path)
+                self._endpoint_key = key
+                learned = learner.learned_at(key)
         declared = (
             [d for d in engine.declarations if d.applies_to(request.method, self.decoded_path)]
             if engine.declarations
