@@ -255,7 +255,10 @@ def _compile(patterns: tuple[tuple[str, int], ...]) -> hyperscan.Database:
     """A hyperscan database for ``patterns``; compiled databases are read-only, so a
     reloaded policy with the same signatures reuses them instead of recompiling, and a
     new process loads them from the on-disk cache (:mod:`apishield.dbcache`)."""
-    return cached_compile(patterns, _compile_now)
+    try:
+        return cached_compile(patterns, _compile_now)
+    finally:
+        _release_compiler_memory()  # the compiler's heap, or a loaded file's buffers
 
 
 def _compile_now(patterns: tuple[tuple[str, int], ...]) -> hyperscan.Database:
@@ -268,13 +271,11 @@ def _compile_now(patterns: tuple[tuple[str, int], ...]) -> hyperscan.Database:
         )
     except (hyperscan.error, hyperscan.CompilerError) as exc:
         raise ValueError(f"signature pattern does not compile: {exc}") from exc
-    finally:
-        _release_compiler_memory()
     return database
 
 
 def _release_compiler_memory() -> None:
-    """Give the hyperscan compiler's freed heap back to the OS.
+    """Give the hyperscan compiler's freed heap (or a cache file's buffers) back to the OS.
 
     Compiling takes tens of MiB that glibc keeps after they are freed; every proxy
     worker forked afterwards would carry them (measured: 95 MiB resident per worker
