@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -93,14 +93,12 @@ def guess_template(path: str) -> str:
 class _Declaration:
     kind: Kind
     methods: frozenset[str]
-    matches_path: object  # a compiled template's ``match``
+    matches_path: Callable[[str], object]  # a compiled template's ``match``
     source: Source
     name: str  # '' for every parameter of the source
 
     def applies_to(self, method: str, path: str) -> bool:
-        return ("*" in self.methods or method in self.methods) and bool(
-            self.matches_path(path)  # type: ignore[operator]
-        )
+        return ("*" in self.methods or method in self.methods) and bool(self.matches_path(path))
 
 
 def compile_declarations(declared: Iterable[ParameterContext]) -> tuple[_Declaration, ...]:
@@ -245,6 +243,9 @@ class Judged:
         return f"{self.kind.value} ({self.origin})"
 
 
+_LEARNED = {kind: Judged(kind, "learned") for kind in Kind}
+
+
 class RequestContext:
     """The kinds of one request's parameters: its declarations, then what was learned."""
 
@@ -263,9 +264,6 @@ class RequestContext:
                 self._by_source.setdefault(declaration.source, judged)
         self._learned = learned
 
-    def __bool__(self) -> bool:
-        return bool(self._exact or self._by_source or self._learned)
-
     def of(self, value: InputValue) -> Judged | None:
         """The kind of ``value``'s parameter, or ``None`` when nothing is known of it."""
         location = value.location
@@ -278,4 +276,4 @@ class RequestContext:
         if judged is not None:
             return judged
         kind = self._learned.get(key)
-        return Judged(kind, "learned") if kind is not None else None
+        return _LEARNED[kind] if kind is not None else None
