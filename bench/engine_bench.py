@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import apishield
 from apishield.engine import Engine
 from apishield.findings import Action
 from apishield.http import Request
@@ -160,6 +161,7 @@ def machine_info(cpu: int | None) -> dict[str, str]:
             if commit
             else "unknown"
         ),
+        "apishield build": "compiled (mypyc)" if apishield.COMPILED else "plain Python",
         "libraries": ", ".join(versions) or "unknown",
         "load average at start": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),

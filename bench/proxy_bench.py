@@ -604,7 +604,7 @@ def memory_of(target: Target) -> Memory:
 # -- machine ---------------------------------------------------------------------------
 
 
-def machine_info() -> dict[str, str]:
+def machine_info(exe: str | None) -> dict[str, str]:
     cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
     model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
     meminfo = Path("/proc/meminfo").read_text()
@@ -639,9 +639,16 @@ def machine_info() -> dict[str, str]:
             if commit
             else "unknown"
         ),
+        "apishield build": apishield_build(exe),
         "load average at start": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+def apishield_build(exe: str | None) -> str:
+    """What ``apishield --version`` says of its build (compiled or plain Python)."""
+    found = re.search(r"\((.+)\)\s*$", run_quiet([exe, "--version"]) if exe else "")
+    return found.group(1) if found else "unknown"
 
 
 def _os_name() -> str:
@@ -1115,7 +1122,7 @@ def _run(args: argparse.Namespace, command: str, procs: Processes) -> int:
     files = prepare_run_dir()
     ports = dict(zip(targets, choose_ports(args.base_port, len(targets)), strict=True))
     print(f"run folder {files.run_dir}; ports {ports}")
-    machine = machine_info()
+    machine = machine_info(exe)
     running, verification = start_targets(
         procs, targets, ports=ports, files=files, args=args, exe=exe, skipped=skipped
     )

@@ -3,5 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/venv.sh
-.venv/bin/python -m pip install -q --disable-pip-version-check -e .
+# A regular install, as a user's: the per-request modules compiled (setup.py)
+.venv/bin/python -m pip install -q --disable-pip-version-check .
 exec .venv/bin/apishield demo "$@"

@@ -343,12 +343,10 @@ def test_adapters_judge_the_head_first_only_for_large_unknown_or_awaited_bodies(
     assert judge_head_first(Request("POST", "/", headers=Headers(headers))) is head_first
 
 
-def test_the_scan_memo_changes_no_verdict_and_forgets_the_oldest_texts(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr("apishield.checks.ValueScanner.MEMO_ENTRIES", 4)
+def test_the_scan_memo_changes_no_verdict_and_forgets_the_oldest_texts() -> None:
     queries = [ATTACK_QUERY, XSS_QUERY, "q=blue%20shoes", "a=1&b=2", "c=3", ATTACK_QUERY, "q=x"]
     remembered = engine(mode="monitor")
+    remembered.value_scanner.memo_entries = 4
     fresh = Engine(policy_from_dict({"mode": "monitor"}), checks=TEST_CHECKS, scan_memo=False)
     for query in queries * 3:  # repeats are served from the memo, some after eviction
         seen = [(f.check, f.location, f.evidence) for f in remembered.inspect(get(query)).findings]

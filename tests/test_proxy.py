@@ -586,12 +586,11 @@ def test_workers_serve_reload_and_stop(upstream: str, tmp_path: Path) -> None:
     assert events.read_text().count("event_id") >= 2
 
 
-class InspectingEngine(Engine):
+def inspecting_engine(policy: Policy) -> Engine:
     """An engine that asks for response bodies (no built-in check does yet)."""
-
-    def __init__(self, policy: Policy) -> None:
-        super().__init__(policy)
-        self.wants_response_body = True
+    engine = Engine(policy)
+    engine.wants_response_body = True
+    return engine
 
 
 @pytest.mark.parametrize("inspect_limit", [1_000_000, 100])
@@ -600,7 +599,7 @@ def test_response_bodies_buffered_for_inspection(
 ) -> None:
     limits = {"max_response_inspect_bytes": inspect_limit}
     policy = policy_from_dict(policy_data(upstream, limits=limits))
-    holder = PolicyHolder(None, policy=policy, engine_factory=InspectingEngine)
+    holder = PolicyHolder(None, policy=policy, engine_factory=inspecting_engine)
     with running(loop_thread, holder) as server:
         base = f"http://127.0.0.1:{server.port}"
         with httpx.Client(base_url=base) as client:

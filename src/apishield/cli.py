@@ -12,7 +12,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from apishield import __version__
+from apishield import COMPILED, __version__
 from apishield.cli_events import events_command
 from apishield.errors import PolicyError
 from apishield.findings import Verdict
@@ -44,7 +44,11 @@ def _load(policy_path: Path | None, **overrides: Any) -> Policy:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="apishield")
+@click.version_option(
+    __version__,
+    prog_name="apishield",
+    message=f"%(prog)s %(version)s ({'compiled' if COMPILED else 'pure Python'})",
+)
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 def main(verbose: int) -> None:
     """apishield: protect HTTP APIs with one security engine and one policy."""

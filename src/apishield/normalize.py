@@ -125,10 +125,12 @@ _STRAY_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 # surrogate meets the low one after it), and the table that reads any other escape as
 # latin-1. Only complete sequences can read as anything else: in random binary they
 # are a few in a thousand bytes, where lead bytes followed by a continuation abound.
+# (The pattern spells the surrogates as regex escapes: compiled modules cannot hold
+# them as literals.)
 _ESCAPED_SEQUENCE = re.compile(
-    "(?:[\udcc0-\udcdf][\udc80-\udcbf]|[\udce0-\udcef][\udc80-\udcbf]{2}"
-    "|[\udcf0-\udcf7][\udc80-\udcbf]{3}|[\udcf8-\udcfb][\udc80-\udcbf]{4}"
-    "|[\udcfc-\udcfd][\udc80-\udcbf]{5})+"
+    r"(?:[\udcc0-\udcdf][\udc80-\udcbf]|[\udce0-\udcef][\udc80-\udcbf]{2}"
+    r"|[\udcf0-\udcf7][\udc80-\udcbf]{3}|[\udcf8-\udcfb][\udc80-\udcbf]{4}"
+    r"|[\udcfc-\udcfd][\udc80-\udcbf]{5})+"
 )
 _ESCAPED_AS_LATIN1 = {0xDC00 + byte: byte for byte in range(0x80, 0x100)}
 _HEX_BYTES = {

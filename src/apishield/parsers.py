@@ -168,8 +168,13 @@ def decode_text(body: bytes, charset: str | None) -> str:
 # -- JSON ---------------------------------------------------------------------------
 
 
-class _Pairs(list[tuple[str, Any]]):
+class _Pairs:
     """A JSON object as its member list, duplicates kept (from the fallback parser)."""
+
+    __slots__ = ("members",)
+
+    def __init__(self, members: list[tuple[str, Any]]) -> None:
+        self.members = members
 
 
 def _pointer(parent: str, key: str) -> str:
@@ -196,7 +201,7 @@ class _JsonWalker:
         if kind is dict:
             self.members_of(node.items(), pointer, depth + 1)
         elif kind is _Pairs:
-            self.members_of(node, pointer, depth + 1)
+            self.members_of(node.members, pointer, depth + 1)
         elif kind is list:
             self.elements(node, pointer, depth + 1)
         else:

@@ -15,6 +15,8 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
+from mypy_extensions import mypyc_attr
+
 from apishield.findings import Finding, Location, Phase, Severity
 from apishield.http import Request, Response
 from apishield.inputs import InputValue
@@ -49,6 +51,7 @@ class TransactionView(Protocol):
         ...
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # checks may stay interpreted Python
 class Check(abc.ABC):
     """Base class of every check.
 
@@ -91,6 +94,7 @@ class Check(abc.ABC):
         )
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ValueCheck(Check):
     """A check that judges each request input value on its own (injection detectors).
 
@@ -166,10 +170,10 @@ class ValueScanner:
     that a check :meth:`~ValueCheck.wants` to see.
 
     Which checks must inspect a text, with their hits, depends on the text alone, so
-    it is remembered for up to :attr:`MEMO_ENTRIES` texts of at most
-    :attr:`MEMO_TEXT_CHARS` characters (oldest forgotten first): API traffic repeats
-    the same header values, parameter names and enum-like values request after
-    request (over 80 % of the values in the benign-browsing corpus are repeats), and
+    it is remembered for up to :attr:`memo_entries` (default :attr:`MEMO_ENTRIES`)
+    texts of at most :attr:`MEMO_TEXT_CHARS` characters (oldest forgotten first): API
+    traffic repeats the same header values, parameter names and enum-like values request
+    after request (over 80 % of the values in the benign-browsing corpus are repeats), and
     a repeated text costs one dictionary lookup instead of a scan. The judging
     itself (:meth:`ValueCheck.inspect`) is never remembered: it may depend on where
     the value arrived.
@@ -184,6 +188,7 @@ class ValueScanner:
         self._by_id = {check.id: check for check in checks}
         self._wanting = tuple(c for c in checks if type(c).wants is not ValueCheck.wants)
         self._memo: OrderedDict[str, _Candidates] | None = OrderedDict() if memo else None
+        self.memo_entries = self.MEMO_ENTRIES
         # The remembered texts that no check must inspect: a request made only of
         # them (most are) is settled by one set operation, without a loop in Python.
         self._clean: set[str] = set()
@@ -223,7 +228,7 @@ class ValueScanner:
     def _remember(self, text: str, found: _Candidates) -> None:
         memo = self._memo
         assert memo is not None
-        if len(memo) >= self.MEMO_ENTRIES:
+        if len(memo) >= self.memo_entries:
             # O(1), unlike deleting a plain dict's first key, which leaves a run of dead
             # slots that every later eviction walks again; another thread may evict first
             with contextlib.suppress(KeyError):

@@ -67,7 +67,6 @@ _COM_OBJECT = re.compile(
 _MAX_TEXT = 65536  # characters read: ASP payloads are far shorter
 
 
-@register
 class AspInjection(ValueCheck):
     """Classic ASP / VBScript code injection."""
 
@@ -94,3 +93,6 @@ class AspInjection(ValueCheck):
                 evidence = next((s for s in spelled if s not in written), spelled[-1])
                 return self.found(value, "call spelled from string pieces", evidence, 90)
         return None
+
+
+register(AspInjection)

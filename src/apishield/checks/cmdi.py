@@ -228,7 +228,6 @@ class Judgement:
     strict: bool = False
 
 
-@register
 class CommandInjection(ValueCheck):
     """OS command injection through shell separators, substitution or shell tricks."""
 
@@ -589,3 +588,6 @@ def _base(word: str) -> str:
         return name
     versioned = _VERSIONED.fullmatch(name)
     return versioned.group(1) if versioned is not None else name
+
+
+register(CommandInjection)

@@ -165,7 +165,6 @@ register_check_signatures(
 )
 
 
-@register
 class CrlfInjection(ValueCheck):
     """Line breaks that split responses, inject headers, smuggle requests or forge logs."""
 
@@ -285,3 +284,6 @@ def _around(text: str, found: re.Match[str]) -> str:
 def _request_line(text: str) -> str:
     found = _REQUEST_LINE.search(text)
     return found.group(0).strip() if found is not None else text[:120]
+
+
+register(CrlfInjection)

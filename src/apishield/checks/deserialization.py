@@ -388,7 +388,6 @@ _DECODERS: dict[str, tuple[re.Pattern[str], Decoder]] = {
 }
 
 
-@register
 class Deserialization(ValueCheck):
     """Serialized objects (pickle, Java, PHP, .NET, YAML, Ruby, node) in request values."""
 
@@ -412,3 +411,6 @@ class Deserialization(ValueCheck):
         if best is None or (best.score < 75 and not self.strict):
             return None
         return self.found(value, best.kind, best.evidence, best.score)
+
+
+register(Deserialization)

@@ -239,7 +239,6 @@ register_signatures(
 )
 
 
-@register
 class GenericInjection(ValueCheck):
     """Node.js, Perl and Ruby code injection, prototype pollution, JavaScript DoS loops,
     PHP in data: URIs and ORM lookup injection."""
@@ -381,3 +380,6 @@ def _decode_base64(text: str, start: int) -> str:
 
 
 _URLSAFE = str.maketrans("-_", "+/")
+
+
+register(GenericInjection)

@@ -475,7 +475,6 @@ def _upload(value: InputValue) -> Judgement | None:
     return Judgement("JSP file upload", value.text[-40:], 85) if match else None
 
 
-@register
 class JavaInjection(ValueCheck):
     """Java, OGNL, EL and SpEL injection and Java gadget class names in request values."""
 
@@ -504,3 +503,6 @@ class JavaInjection(ValueCheck):
         if best is None or (best.score < BALANCED and not self.strict):
             return None
         return self.found(value, best.kind, best.evidence, best.score)
+
+
+register(JavaInjection)

@@ -36,7 +36,6 @@ register_check_signatures(
 )
 
 
-@register
 class LdapInjection(ValueCheck):
     """LDAP injection: values that close their filter and add components to it."""
 
@@ -53,3 +52,6 @@ class LdapInjection(ValueCheck):
         if found is not None:
             return self.found(value, "filter breakout after words", found.group(0), 70)
         return None
+
+
+register(LdapInjection)

@@ -48,7 +48,6 @@ register_check_signatures(
 )
 
 
-@register
 class Log4Shell(ValueCheck):
     """Log4j lookup injection (CVE-2021-44228 and its obfuscated forms)."""
 
@@ -99,3 +98,6 @@ def _lookup(body: str) -> str | None:
         return case.group(2).lower() if case.group(1).lower() == "lower" else case.group(2).upper()
     date = _DATE.fullmatch(body)
     return date.group(1) if date is not None else None
+
+
+register(Log4Shell)

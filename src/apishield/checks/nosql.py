@@ -92,7 +92,6 @@ register_check_signatures(
 )
 
 
-@register
 class NoSqlInjection(ValueCheck):
     """MongoDB operator injection and ``$where`` JavaScript injection."""
 
@@ -162,3 +161,6 @@ def judge_operator(field: str, operator: str) -> tuple[str, int] | None:
     if _CREDENTIAL.fullmatch(field.lower().translate(_SEPARATORS)):
         return f"query operator ${operator} on credential field {field!r}", 90
     return f"query operator ${operator}", 60
+
+
+register(NoSqlInjection)

@@ -120,7 +120,6 @@ register_check_signatures(
 )
 
 
-@register
 class PhpInjection(ValueCheck):
     """PHP code injection: tags, dangerous calls, variable functions, wrappers and uploads."""
 
@@ -347,3 +346,6 @@ def _is_file_name(value: InputValue) -> bool:
         return True
     name = re.sub(r"[-_.]", "", (location.name or "").lower())
     return location.source is Source.HEADER and "filename" in name
+
+
+register(PhpInjection)

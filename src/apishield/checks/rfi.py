@@ -71,7 +71,6 @@ register_check_signatures(
 )
 
 
-@register
 class RemoteFileInclusion(ValueCheck):
     """Remote file inclusion and fetching-scheme URLs in request values."""
 
@@ -92,3 +91,6 @@ class RemoteFileInclusion(ValueCheck):
         if gated and _HIDDEN_AUTHORITY.match(value.raw):
             return self.found(value, "authority behind an encoded slash", value.raw[:120], 75)
         return None
+
+
+register(RemoteFileInclusion)

@@ -37,7 +37,6 @@ register_check_signatures(
 )
 
 
-@register
 class Scanner(ValueCheck):
     """Vulnerability scanners and attack tools announced in the User-Agent header."""
 
@@ -57,3 +56,6 @@ class Scanner(ValueCheck):
             return None
         tool = hit.evidence.strip(" /();,+_-:.\x00")
         return self.found(value, "tool", tool, hit.signature.score)
+
+
+register(Scanner)

@@ -82,7 +82,6 @@ register_check_signatures(
 )
 
 
-@register
 class SessionCookie(ValueCheck):
     """Script or markup in a request value that sets a cookie (session fixation via XSS)."""
 
@@ -99,7 +98,6 @@ class SessionCookie(ValueCheck):
         return self.found(value, hit.signature.label, hit.evidence, hit.signature.score)
 
 
-@register
 class SessionFixation(Check):
     """A session id parameter in a request that another site made the browser send."""
 
@@ -177,3 +175,7 @@ def _hostname(authority: str) -> str:
     if authority.startswith("["):
         return authority.partition("]")[0] + "]"
     return authority.partition(":")[0].rstrip(".")
+
+
+register(SessionCookie)
+register(SessionFixation)

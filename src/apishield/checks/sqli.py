@@ -345,7 +345,6 @@ class _Reading(NamedTuple):
     semantic: bool
 
 
-@register
 class SqlInjection(ValueCheck):
     """SQL injection, by signatures, libinjection and break-out analysis."""
 
@@ -690,3 +689,6 @@ def _token_span(result: dict[str, Any], text: str) -> str:
     start = max(0, min(t["pos"] for t in tokens) - 1)
     end = max(t["pos"] + t["len"] for t in tokens) + 1
     return text[start:end].strip() or text
+
+
+register(SqlInjection)

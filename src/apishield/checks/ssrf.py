@@ -195,7 +195,6 @@ class Url(NamedTuple):
     obfuscated: bool  # backslashes in the authority
 
 
-@register
 class ServerSideRequestForgery(ValueCheck):
     """URLs to loopback, private, link-local or metadata hosts, in any written form."""
 
@@ -426,3 +425,6 @@ def _judge_echoed(host: str) -> Target | None:
         if target is not None:
             return Target(f"DNS name of a {target.kind}", target.score, plain=False)
     return None
+
+
+register(ServerSideRequestForgery)

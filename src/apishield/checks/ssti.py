@@ -206,7 +206,6 @@ class Token(NamedTuple):
 _EDGE = Token("op", "")
 
 
-@register
 class TemplateInjection(ValueCheck):
     """SSTI: template expressions that probe the engine or walk to the runtime."""
 
@@ -360,3 +359,6 @@ def _joined_strings(tokens: Sequence[Token]) -> str:
             text *= min(int(after[1].text), 8)
         parts.append(text)
     return "".join(parts) if len(parts) > 1 else ""
+
+
+register(TemplateInjection)

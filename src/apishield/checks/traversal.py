@@ -119,7 +119,6 @@ register_check_signatures(
 )
 
 
-@register
 class PathTraversal(ValueCheck):
     """Directory traversal, sensitive file paths and stream wrappers in request values."""
 
@@ -166,3 +165,6 @@ def _has_unicode_separator(text: str) -> bool:
 
 def _alias(match: re.Match[str]) -> str:
     return _ENCODED_ALIASES[match.group(0).lower()]
+
+
+register(PathTraversal)

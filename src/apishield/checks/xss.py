@@ -138,7 +138,6 @@ register_check_signatures(
 )
 
 
-@register
 class CrossSiteScripting(ValueCheck):
     """XSS, by libinjection's HTML5 tokenizer and signatures for script sinks."""
 
@@ -226,3 +225,6 @@ def _neutral(match: re.Match[str]) -> str:
     if found[:1] in "sS" and _ACTIVE_CSS.search(found, 5):
         return found
     return " "
+
+
+register(CrossSiteScripting)

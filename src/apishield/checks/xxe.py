@@ -24,7 +24,6 @@ register_check_signatures(
 )
 
 
-@register
 class XmlExternalEntity(ValueCheck):
     """XXE: entity declarations and DTDs in request values."""
 
@@ -38,3 +37,6 @@ class XmlExternalEntity(ValueCheck):
         if hit is None:
             return None
         return self.found(value, hit.signature.label, hit.evidence, hit.signature.score)
+
+
+register(XmlExternalEntity)

@@ -1,0 +1,59 @@
+"""Build apishield, compiling the engine's per-request modules to C with mypyc.
+
+The modules in :data:`COMPILED` (the engine, normalisation, parsers and every built-in
+check) run for every request; compiled, the same typed Python runs faster
+(``docs/RATIONALE.md`` has the measurements). Everything else
+stays plain Python, and so does everything when:
+
+- ``APISHIELD_PURE=1`` is set (the development install does this: an editable install
+  would otherwise leave compiled modules beside the sources, shadowing later edits);
+- mypyc is not importable (build requirements not installed, e.g. with
+  ``--no-build-isolation`` in an environment without mypy);
+- a module fails to compile (no C compiler or Python headers): the build warns and
+  installs the plain module instead.
+
+``python -c "import apishield; print(apishield.COMPILED)"`` tells which one is installed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from setuptools import Extension, setup
+
+COMPILED = sorted(
+    [
+        "apishield/context.py",
+        "apishield/engine.py",
+        "apishield/findings.py",
+        "apishield/http.py",
+        "apishield/inputs.py",
+        "apishield/normalize.py",
+        "apishield/parsers.py",
+        "apishield/signatures.py",
+        *(path.relative_to("src").as_posix() for path in Path("src/apishield/checks").glob("*.py")),
+    ]
+)
+
+
+def compiled_extensions() -> list[Extension]:
+    """The mypyc extensions of :data:`COMPILED`, or none for a pure-Python build."""
+    if os.environ.get("APISHIELD_PURE", "") not in ("", "0"):
+        return []
+    try:
+        from mypyc.build import mypycify  # noqa: PLC0415 - only when compiling
+    except ImportError:
+        return []
+    # pyproject.toml's mypy settings (its pydantic plugin is a build requirement); the
+    # build environment need not hold the other runtime dependencies: their types are Any.
+    options = ["--ignore-missing-imports"]
+    extensions = mypycify(
+        [*options, *(f"src/{path}" for path in COMPILED)], opt_level="3", group_name="apishield"
+    )
+    for extension in extensions:
+        extension.optional = True  # a failed compile falls back to the plain module
+    return extensions
+
+
+setup(ext_modules=compiled_extensions())
