@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import random
+import re
+
 import pytest
 
-from apishield.checks.php import judge_built_callee, judge_calls, judge_variable_call
+from apishield.checks.php import (
+    _COMMENT,
+    _FUNCTIONS,
+    function_calls,
+    judge_built_callee,
+    judge_calls,
+    judge_variable_call,
+)
 
 
 @pytest.mark.parametrize(
@@ -74,3 +84,36 @@ def test_function_calls(text: str, strict: bool) -> None:
 @pytest.mark.parametrize("text", ["Run the system (it is fast)", "the file (attached)", "exec (x)"])
 def test_prose_is_no_call(text: str) -> None:
     assert judge_calls(text) is None
+
+
+def _calls_by_alternation(text: str) -> list[tuple[int, int]]:
+    """The spans the one-alternative-per-function pattern finds (the reference)."""
+    words = "|".join(sorted(_FUNCTIONS, key=len, reverse=True))
+    pattern = re.compile(rf"\b({words})({_COMMENT}*)\(", re.IGNORECASE | re.DOTALL)
+    return [m.span() for m in pattern.finditer(text)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "system('id')",
+        "SyStEm ('id'); Exec /* c */ ('ls'); passthru # c\n('x')",
+        "foo /* system( */ ( bar )",
+        "xsystem('id') system2('id') $system('id') ->system('id')",
+        "the file (attached) and the copy (signed) ; mail(to, subject)",
+        "system\n(\n'id'\n)",
+        "eval(eval(eval('1')))",
+        "",
+        "(((",
+    ],
+)
+def test_function_calls_finds_what_one_alternative_per_function_finds(text: str) -> None:
+    assert [m.span() for m in function_calls(text)] == _calls_by_alternation(text)
+
+
+def test_function_calls_agrees_with_the_alternation_on_random_code() -> None:
+    rng = random.Random(7)
+    pieces = [*sorted(_FUNCTIONS)[:40], "foo", "x", " ", "(", ")", "/*", "*/", "#", "\n", "'", "$"]
+    for _ in range(2000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(1, 25)))
+        assert [m.span() for m in function_calls(text)] == _calls_by_alternation(text), text
