@@ -1198,7 +1198,7 @@ def _run(
     run_dir = BENCH_DIR / "runs" / f"detection-{stamp}"
     run_dir.mkdir(parents=True, exist_ok=False)
     print(f"run folder {run_dir}")
-    machine = pb.machine_info()
+    machine = pb.machine_info(pb.find_apishield(args.apishield))
 
     corpora = [load_corpus(path, args.limit) for path in args.corpus]
     tallies: dict[tuple[str, str], Tally] = {}
