@@ -22,7 +22,6 @@ nothing else. Nothing here raises for bad input or a failing check.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -347,7 +346,7 @@ class Transaction:
         When phase 1 has not run, both request phases run now as one pass.
         """
         if body is not None and body is not self.request.body:
-            self.request = dataclasses.replace(self.request, body=body)
+            self.request = self.request.with_body(body)
         if Phase.REQUEST_HEADERS not in self._done:
             return self._phase(_REQUEST_PHASES, self._extract_request)
         return self._phase((Phase.REQUEST_BODY,), self._extract_body)
@@ -360,7 +359,7 @@ class Transaction:
     def response_body(self, body: bytes) -> Verdict | None:
         """Phase 4: the whole upstream response body."""
         if self.response is not None:
-            self.response = dataclasses.replace(self.response, body=body)
+            self.response = self.response.with_body(body)
         return self._phase((Phase.RESPONSE_BODY,), lambda: ())
 
     def reject(self, check: str, status: int, message: str, location: Location) -> Verdict:

@@ -87,6 +87,20 @@ class Request:
         """The request target as it appeared on the request line."""
         return f"{self.path}?{self.query}" if self.query else self.path
 
+    def with_body(self, body: bytes) -> Request:
+        """This request with ``body`` (what ``dataclasses.replace`` does, without its
+        generic field walk: adapters call it once per request)."""
+        return Request(
+            self.method,
+            self.path,
+            self.query,
+            self.headers,
+            body,
+            self.client,
+            self.scheme,
+            self.http_version,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Response:
@@ -95,3 +109,7 @@ class Response:
     status: int
     headers: Headers = field(default_factory=Headers)
     body: bytes = b""
+
+    def with_body(self, body: bytes) -> Response:
+        """This response with ``body`` (see :meth:`Request.with_body`)."""
+        return Response(self.status, self.headers, body)
