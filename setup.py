@@ -38,7 +38,7 @@ COMPILED = sorted(
 
 
 def compiled_extensions() -> list[Extension]:
-    """The mypyc extensions of :data:`COMPILED`, or none for a pure-Python build."""
+    """The mypyc extensions of :data:`COMPILED`, or none for a plain-Python build."""
     if os.environ.get("APISHIELD_PURE", "") not in ("", "0"):
         return []
     try:

@@ -7,9 +7,20 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+import apishield
+from apishield import engine
 from apishield.cli import main
 
 ATTACK = {"method": "GET", "path": "/search", "query": "q=1%27%20OR%20%271%27%3D%271"}
+
+
+def test_version_names_the_build() -> None:
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0
+    compiled = not str(engine.__file__).endswith(".py")  # an extension module's path
+    assert apishield.COMPILED is compiled
+    build = "compiled" if compiled else "plain Python"
+    assert result.output == f"apishield {apishield.__version__} ({build})\n"
 
 
 def test_check_blocks_an_attack_and_exits_1() -> None:

@@ -47,7 +47,7 @@ def _load(policy_path: Path | None, **overrides: Any) -> Policy:
 @click.version_option(
     __version__,
     prog_name="apishield",
-    message=f"%(prog)s %(version)s ({'compiled' if COMPILED else 'pure Python'})",
+    message=f"%(prog)s %(version)s ({'compiled' if COMPILED else 'plain Python'})",
 )
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 def main(verbose: int) -> None:
