@@ -18,6 +18,7 @@ stays plain Python, and so does everything when:
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from setuptools import Extension, setup
@@ -37,10 +38,15 @@ COMPILED = sorted(
 )
 
 
+_METADATA_COMMANDS = {"egg_info", "dist_info"}
+
+
 def compiled_extensions() -> list[Extension]:
     """The mypyc extensions of :data:`COMPILED`, or none for a plain-Python build."""
     if os.environ.get("APISHIELD_PURE", "") not in ("", "0"):
         return []
+    if set(sys.argv[1:2]) <= _METADATA_COMMANDS:
+        return []  # reading the metadata builds nothing: skip the translation to C
     try:
         from mypyc.build import mypycify  # noqa: PLC0415 - only when compiling
     except ImportError:
