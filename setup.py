@@ -2,8 +2,8 @@
 
 The modules in :data:`COMPILED` (the engine, normalisation, parsers and every built-in
 check) run for every request; compiled, the same typed Python runs faster
-(``docs/RATIONALE.md`` has the measurements). Everything else
-stays plain Python, and so does everything when:
+(``docs/RATIONALE.md`` has the measurements). Everything else stays plain Python, and
+so does everything when:
 
 - ``APISHIELD_PURE=1`` is set (the development install does this: an editable install
   would otherwise leave compiled modules beside the sources, shadowing later edits);
@@ -23,6 +23,7 @@ from pathlib import Path
 
 from setuptools import Extension, setup
 
+SOURCES = Path(__file__).resolve().parent / "src"
 COMPILED = sorted(
     [
         "apishield/context.py",
@@ -33,7 +34,7 @@ COMPILED = sorted(
         "apishield/normalize.py",
         "apishield/parsers.py",
         "apishield/signatures.py",
-        *(path.relative_to("src").as_posix() for path in Path("src/apishield/checks").glob("*.py")),
+        *(p.relative_to(SOURCES).as_posix() for p in (SOURCES / "apishield/checks").glob("*.py")),
     ]
 )
 
@@ -45,7 +46,7 @@ def compiled_extensions() -> list[Extension]:
     """The mypyc extensions of :data:`COMPILED`, or none for a plain-Python build."""
     if os.environ.get("APISHIELD_PURE", "") not in ("", "0"):
         return []
-    if set(sys.argv[1:2]) <= _METADATA_COMMANDS:
+    if len(sys.argv) > 1 and sys.argv[1] in _METADATA_COMMANDS:
         return []  # reading the metadata builds nothing: skip the translation to C
     try:
         from mypyc.build import mypycify  # noqa: PLC0415 - only when compiling

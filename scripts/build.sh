@@ -11,8 +11,8 @@ rm -rf build/wheel "${dir}"
 mkdir -p "${dir}"
 .venv/bin/python -m zipfile -e build/wheel/apishield-*.whl "${dir}"
 PYTHONPATH=${dir} .venv/bin/python -c '
-import sys, apishield
-import os
+import os, sys
+import apishield
 if not apishield.COMPILED or not os.path.abspath(apishield.__file__).startswith(sys.argv[1]):
     sys.exit(f"build: {apishield.__file__} is not a compiled build in {sys.argv[1]}")
 ' "$(cd "${dir}" && pwd)"
