@@ -201,6 +201,17 @@ def test_decode_bytes_reads_every_run_as_one_character_at_a_time_would(seed: int
     assert decode_bytes(data) == _byte_by_byte(data)
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_decode_bytes_reads_binary_as_one_character_at_a_time_would(seed: int) -> None:
+    data = random.Random(seed).randbytes(4096)  # dense with runs, strict and loose
+    assert decode_bytes(data) == _byte_by_byte(data)
+
+
+def test_decode_bytes_decodes_the_strict_runs_of_a_mostly_valid_text() -> None:
+    data = "Привет, мир 😀 ".encode() * 50 + b"\xff" + "é".encode()
+    assert decode_bytes(data) == "Привет, мир 😀 " * 50 + "ÿé"
+
+
 @pytest.mark.parametrize(
     ("path", "expected"),
     [

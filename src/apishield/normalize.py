@@ -117,22 +117,17 @@ _BRAND = r'"(?:[A-Za-z0-9 ._-]{1,48}|Not[ -/:-@_]A[ -/:-@_]Brand)";v="[0-9.]{1,2
 _BROWSER_SEC_VALUE = re.compile(
     rf'\?[01]|[a-z][a-z-]{{0,31}}|"[A-Za-z0-9 ._-]{{0,48}}"|{_BRAND}(?:, ?{_BRAND}){{0,15}}'
 )
-_SEQUENCE_START = re.compile(rb"[\xc0-\xfd][\x80-\xbf]")
+# A run of complete loose UTF-8 sequences in bytes read as latin-1: a lead byte and
+# as many continuation bytes as it announces, then maybe more such sequences. The lead
+# comes first, alone, so that the regex engine skips to candidate bytes at C speed.
+_LOOSE_TAIL = (
+    "(?:(?<=[\xc0-\xdf])[\x80-\xbf]|(?<=[\xe0-\xef])[\x80-\xbf]{2}"
+    "|(?<=[\xf0-\xf7])[\x80-\xbf]{3}|(?<=[\xf8-\xfb])[\x80-\xbf]{4}"
+    "|(?<=[\xfc\xfd])[\x80-\xbf]{5})"
+)
+_SEQUENCE_RUN = re.compile(f"([\xc0-\xfd]{_LOOSE_TAIL}(?:[\xc0-\xfd]{_LOOSE_TAIL})*)")
 # A ``%`` that starts no ``%XX`` escape: kept as it is.
 _STRAY_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
-# Bytes escaped by the surrogateescape decoder (U+DC80-U+DCFF): runs of complete loose
-# sequences (a lead byte and as many continuation bytes as it announces, so a high
-# surrogate meets the low one after it), and the table that reads any other escape as
-# latin-1. Only complete sequences can read as anything else: in random binary they
-# are a few in a thousand bytes, where lead bytes followed by a continuation abound.
-# (The pattern spells the surrogates as regex escapes: compiled modules cannot hold
-# them as literals.)
-_ESCAPED_SEQUENCE = re.compile(
-    r"(?:[\udcc0-\udcdf][\udc80-\udcbf]|[\udce0-\udcef][\udc80-\udcbf]{2}"
-    r"|[\udcf0-\udcf7][\udc80-\udcbf]{3}|[\udcf8-\udcfb][\udc80-\udcbf]{4}"
-    r"|[\udcfc-\udcfd][\udc80-\udcbf]{5})+"
-)
-_ESCAPED_AS_LATIN1 = {0xDC00 + byte: byte for byte in range(0x80, 0x100)}
 _HEX_BYTES = {
     f"{high}{low}".encode(): bytes([int(high + low, 16)])
     for high in "0123456789abcdefABCDEF"
@@ -193,9 +188,8 @@ def _loose_char(data: bytes, start: int) -> tuple[str, int]:
     return chr(point), end
 
 
-def _loose_run(match: re.Match[str]) -> str:
-    """A run of complete loose sequences (escaped bytes), read loosely."""
-    data = match.group().encode("utf-8", "surrogateescape")
+def _loose_run(data: bytes) -> str:
+    """A run of complete loose sequences, read one character at a time."""
     chars, position = [], 0
     while position < len(data):
         char, position = _loose_char(data, position)
@@ -203,24 +197,36 @@ def _loose_run(match: re.Match[str]) -> str:
     return "".join(chars)
 
 
+def _read_run(run: str) -> str:
+    """A run of :data:`_SEQUENCE_RUN` (its bytes as latin-1), strictly when it is UTF-8."""
+    data = run.encode("latin-1")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return _loose_run(data)
+
+
 def decode_bytes(data: bytes) -> str:
     """``data`` as UTF-8, decoded leniently (overlong forms decoded, bad bytes latin-1).
 
-    Python's decoder does the work in C: bytes that are not strict UTF-8 come out as
-    escapes (``surrogateescape``); only runs of escapes that begin with a lead byte
-    followed by a continuation byte can spell a loose sequence and are read in
-    Python; every other escape becomes its latin-1 character in one translation.
+    A byte outside a complete (strict or loose) sequence reads as latin-1, so the
+    text is first read as latin-1 and split around the runs of complete sequences;
+    the runs are decoded all at once when they are strict UTF-8 (the common case),
+    else one by one.
     """
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    if _SEQUENCE_START.search(data) is None:
-        return data.decode("latin-1")  # no byte can start a sequence (latin-1 text)
-    text = data.decode("utf-8", "surrogateescape")
-    if _ESCAPED_SEQUENCE.search(text) is not None:
-        text = _ESCAPED_SEQUENCE.sub(_loose_run, text)
-    return text.translate(_ESCAPED_AS_LATIN1)
+    parts = _SEQUENCE_RUN.split(data.decode("latin-1"))  # runs at the odd indices
+    if len(parts) == 1:
+        return parts[0]
+    runs = parts[1::2]
+    try:  # runs hold no NUL: it separates them
+        parts[1::2] = "\x00".join(runs).encode("latin-1").decode("utf-8").split("\x00")
+    except UnicodeDecodeError:
+        parts[1::2] = [_read_run(run) for run in runs]
+    return "".join(parts)
 
 
 def _to_bytes(text: str) -> bytes:
