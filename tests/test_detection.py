@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import hyperscan
 import pytest
 import yaml
 
@@ -184,19 +186,83 @@ BATCH_TEXTS = [
     "select 1",
     "ls -l /home/*",  # a pattern's trailing negated class must not eat the separator
     "/*",
+    # long values with hits of one, two or many checks: rescans by check or of all
+    "please find the attached report for the second quarter; " * 3 + "' or 1=1 --",
+    "the quick brown fox jumps over the lazy dog, " * 2 + "; cat /etc/passwd",
+    "the quick brown fox jumps over the lazy dog, " * 2 + "1 union select 1; cat /etc/passwd",
+    "1' union select pass from users -- <script>alert(1)</script>; cat /etc/passwd ../../x",
 ]
 
 
+class OneDatabase:
+    """What a set finds in a text, by the simplest means: one database of every
+    signature with start offsets (gates without: their hit is their first end)."""
+
+    def __init__(self, signatures: Sequence[Signature]) -> None:
+        self.signatures = signatures
+        self.database = hyperscan.Database()
+        self.database.compile(
+            expressions=[s.pattern.encode() for s in signatures],
+            ids=list(range(len(signatures))),
+            flags=[
+                s.flags & ~hyperscan.HS_FLAG_SOM_LEFTMOST if s.score == 0 else s.flags
+                for s in signatures
+            ],
+        )
+
+    def scan(self, data: bytes) -> list[tuple[str, int, int]]:
+        spans: dict[int, tuple[int, int]] = {}
+
+        def keep_leftmost_longest(index: int, start: int, end: int, *_: object) -> None:
+            if self.signatures[index].score == 0:
+                start = end
+            previous = spans.get(index)
+            if previous is None or (start, -end) < (previous[0], -previous[1]):
+                spans[index] = (start, end)
+
+        self.database.scan(data, match_event_handler=keep_leftmost_longest)
+        return [
+            (self.signatures[i].name, start, end)
+            for i, (start, end) in sorted(spans.items(), key=lambda item: (item[1], item[0]))
+        ]
+
+
+@pytest.fixture(scope="module")
+def all_signatures() -> SignatureSet:
+    return SignatureSet(signatures_for(*registered_checks()))
+
+
+@pytest.fixture(scope="module")
+def one_database(all_signatures: SignatureSet) -> OneDatabase:
+    return OneDatabase(all_signatures.signatures)
+
+
+@pytest.mark.parametrize(
+    "tail", ["", "' or 1=1 --", "; cat /etc/passwd", "1' union select 1 -- <script>"]
+)
+def test_a_long_value_alone_is_scanned_like_any_other(
+    tail: str, all_signatures: SignatureSet, one_database: OneDatabase
+) -> None:
+    """A long value alone takes the pass for ends first (and rescans): same hits."""
+    text = "the quick brown fox jumps over the lazy dog, " * 6 + tail
+    assert len(text) >= 256
+    found = all_signatures.scan_many([text]).get(0, [])
+    assert [(h.signature.name, h.start, h.end) for h in found] == one_database.scan(text.encode())
+    assert found == all_signatures.scan(text)
+
+
 @pytest.mark.parametrize("seed", range(40))
-def test_batched_scan_equals_scanning_each_value(seed: int) -> None:
-    """One pass over joined values finds exactly what a pass per value finds."""
+def test_batched_scan_equals_one_database_scan_of_each_value(
+    seed: int, all_signatures: SignatureSet, one_database: OneDatabase
+) -> None:
+    """One pass over joined values, then rescans of a few checks' signatures, finds
+    exactly what one database of every signature with start offsets finds per value."""
     rng = random.Random(seed)
     texts = [rng.choice(BATCH_TEXTS) for _ in range(rng.randint(1, 12))]
-    scanner = SignatureSet(signatures_for(*registered_checks()))
-    batched = scanner.scan_many(texts)
+    batched = all_signatures.scan_many(texts)
     for index, text in enumerate(texts):
-        alone = scanner.scan(text.replace("\x00", " "))
+        data = text.replace("\x00", " ").encode()
         got = batched.get(index, [])
-        assert [(h.signature.name, h.start, h.end) for h in got] == [
-            (h.signature.name, h.start, h.end) for h in alone
-        ], (texts, index)
+        assert [(h.signature.name, h.start, h.end) for h in got] == one_database.scan(data)
+        for hit in got:
+            assert hit.evidence == data[hit.start : hit.end].decode(), (texts, index)

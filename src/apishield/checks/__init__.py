@@ -184,7 +184,7 @@ class ValueScanner:
 
     def __init__(self, checks: Sequence[ValueCheck], *, memo: bool = True) -> None:
         signatures = [s for check in checks for s in check.signature_set.signatures]
-        self._set = SignatureSet(signatures, batch=True) if signatures else None
+        self._set = SignatureSet(signatures) if signatures else None
         self._by_id = {check.id: check for check in checks}
         self._wanting = tuple(c for c in checks if type(c).wants is not ValueCheck.wants)
         self._memo: OrderedDict[str, _Candidates] | None = OrderedDict() if memo else None
@@ -291,7 +291,7 @@ class SensitivityShift:
         signatures = [s for check in shifted for s in check.signature_set.signatures]
         self._kept = frozenset(s.name for s in signatures)
         added = [s for s in signatures if s.name not in primary_names]
-        self._added = SignatureSet(added, batch=True) if added else None
+        self._added = SignatureSet(added) if added else None
         self._by_id = {check.id: check for check in shifted}
 
     def candidates(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import libinjection
 
@@ -30,15 +30,11 @@ from apishield.signatures import (
     BEGIN,
     END,
     Hit,
-    SignatureSet,
     best_of,
     first_in_value,
     is_plain,
     register_check_signatures,
 )
-
-if TYPE_CHECKING:
-    from apishield.policy import CheckSettings, Policy
 
 # /* ... */ written out: a lazy /\*.*?\*/ under repeats costs 10+ MiB of hyperscan state
 _COMMENT = r"/\*[^*]*\*+(?:[^/*][^*]*\*+)*/"
@@ -355,11 +351,6 @@ class SqlInjection(ValueCheck):
     title = "SQL injection"
     owasp = None
     description = "SQL injection in any request value"
-
-    def __init__(self, settings: CheckSettings, policy: Policy) -> None:
-        super().__init__(settings, policy)
-        # Other readings are rescanned together: one pass for a form's many fields.
-        self.signature_set = SignatureSet(self.signature_set.signatures, batch=True)
 
     def inspect(self, value: InputValue, hits: Sequence[Hit]) -> Finding | None:
         text = value.text
