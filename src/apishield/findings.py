@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
 
 from apishield.redact import mask_evidence
 
@@ -67,12 +67,22 @@ class Source(enum.StrEnum):
     RESPONSE_HEADER = "response_header"
 
 
-@dataclass(frozen=True, slots=True)
+# The value classes made per request (here, Hit, Request, Response) are dataclasses
+# for equality, hashing and repr, with an __init__ of their own and Final fields:
+# compiled by mypyc, that __init__ is native and the fields are read-only. A frozen
+# dataclass's generated __init__ stays interpreted and costs ten times as much.
+
+
+@dataclass(init=False, unsafe_hash=True, slots=True)
 class Location:
     """Where something was found: a source and, where it has one, a name or pointer."""
 
-    source: Source
-    name: str = ""
+    source: Final[Source]
+    name: Final[str]
+
+    def __init__(self, source: Source, name: str = "") -> None:
+        self.source = source
+        self.name = name
 
     def __str__(self) -> str:
         return f"{self.source.value}:{self.name}" if self.name else self.source.value
@@ -90,7 +100,7 @@ def truncate_evidence(text: str, limit: int = EVIDENCE_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, unsafe_hash=True, slots=True)
 class Finding:
     """One check's conclusion about one location.
 
@@ -100,16 +110,40 @@ class Finding:
     (``"id (learned)"``): the value was judged at that kind's sensitivity.
     """
 
-    check: str
-    category: str
-    location: Location
-    message: str
-    evidence: str = ""
-    score: int = 50
-    severity: Severity = Severity.MEDIUM
-    owasp: str | None = None
-    mode: Mode = Mode.BLOCK
-    context: str = ""
+    check: Final[str]
+    category: Final[str]
+    location: Final[Location]
+    message: Final[str]
+    evidence: Final[str]
+    score: Final[int]
+    severity: Final[Severity]
+    owasp: Final[str | None]
+    mode: Final[Mode]
+    context: Final[str]
+
+    def __init__(  # noqa: PLR0917 - a record's fields, in order
+        self,
+        check: str,
+        category: str,
+        location: Location,
+        message: str,
+        evidence: str = "",
+        score: int = 50,
+        severity: Severity = Severity.MEDIUM,
+        owasp: str | None = None,
+        mode: Mode = Mode.BLOCK,
+        context: str = "",
+    ) -> None:
+        self.check = check
+        self.category = category
+        self.location = location
+        self.message = message
+        self.evidence = evidence
+        self.score = score
+        self.severity = severity
+        self.owasp = owasp
+        self.mode = mode
+        self.context = context
 
     def with_mode(self, mode: Mode, context: str = "") -> Finding:
         """The same finding under the mode in force where it was raised (and, when
@@ -144,7 +178,7 @@ class Finding:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, unsafe_hash=True, slots=True)
 class Verdict:
     """The engine's answer for a phase: a value, never an exception.
 
@@ -152,13 +186,31 @@ class Verdict:
     problem+json ``body`` (which carries ``event_id``) and does not forward.
     """
 
-    action: Action
-    status: int = 200
-    reason: str = ""
-    findings: tuple[Finding, ...] = field(default=())
-    event_id: str = ""
-    headers: tuple[tuple[str, str], ...] = field(default=())
-    body: bytes = b""
+    action: Final[Action]
+    status: Final[int]
+    reason: Final[str]
+    findings: Final[tuple[Finding, ...]]
+    event_id: Final[str]
+    headers: Final[tuple[tuple[str, str], ...]]
+    body: Final[bytes]
+
+    def __init__(  # noqa: PLR0917 - a record's fields, in order
+        self,
+        action: Action,
+        status: int = 200,
+        reason: str = "",
+        findings: tuple[Finding, ...] = (),
+        event_id: str = "",
+        headers: tuple[tuple[str, str], ...] = (),
+        body: bytes = b"",
+    ) -> None:
+        self.action = action
+        self.status = status
+        self.reason = reason
+        self.findings = findings
+        self.event_id = event_id
+        self.headers = headers
+        self.body = body
 
     @property
     def interrupts(self) -> bool:

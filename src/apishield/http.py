@@ -7,7 +7,8 @@ the engine never sees a socket, a framework object or a coroutine.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Final
 
 
 class Headers:
@@ -63,7 +64,7 @@ class Headers:
         return [(n.encode("latin-1"), v.encode("latin-1")) for n, v in self._items]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, unsafe_hash=True, slots=True)  # see findings.Location
 class Request:
     """One HTTP request as the engine sees it.
 
@@ -73,14 +74,34 @@ class Request:
     forwarding headers only when the peer is a trusted proxy.
     """
 
-    method: str
-    path: str
-    query: str = ""
-    headers: Headers = field(default_factory=Headers)
-    body: bytes = b""
-    client: str = ""
-    scheme: str = "http"
-    http_version: str = "1.1"
+    method: Final[str]
+    path: Final[str]
+    query: Final[str]
+    headers: Final[Headers]
+    body: Final[bytes]
+    client: Final[str]
+    scheme: Final[str]
+    http_version: Final[str]
+
+    def __init__(  # noqa: PLR0917 - a record's fields, in order
+        self,
+        method: str,
+        path: str,
+        query: str = "",
+        headers: Headers | None = None,
+        body: bytes = b"",
+        client: str = "",
+        scheme: str = "http",
+        http_version: str = "1.1",
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = Headers() if headers is None else headers
+        self.body = body
+        self.client = client
+        self.scheme = scheme
+        self.http_version = http_version
 
     @property
     def target(self) -> str:
@@ -102,13 +123,18 @@ class Request:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, unsafe_hash=True, slots=True)  # see findings.Location
 class Response:
     """One HTTP response as the engine sees it."""
 
-    status: int
-    headers: Headers = field(default_factory=Headers)
-    body: bytes = b""
+    status: Final[int]
+    headers: Final[Headers]
+    body: Final[bytes]
+
+    def __init__(self, status: int, headers: Headers | None = None, body: bytes = b"") -> None:
+        self.status = status
+        self.headers = Headers() if headers is None else headers
+        self.body = body
 
     def with_body(self, body: bytes) -> Response:
         """This response with ``body`` (see :meth:`Request.with_body`)."""

@@ -21,7 +21,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import hyperscan
 
@@ -86,14 +86,20 @@ class Signature:
     strict: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, unsafe_hash=True, slots=True)  # see findings.Location
 class Hit:
     """A signature's leftmost match in a value; ``evidence`` is the matched text."""
 
-    signature: Signature
-    start: int
-    end: int
-    evidence: str
+    signature: Final[Signature]
+    start: Final[int]
+    end: Final[int]
+    evidence: Final[str]
+
+    def __init__(self, signature: Signature, start: int, end: int, evidence: str) -> None:
+        self.signature = signature
+        self.start = start
+        self.end = end
+        self.evidence = evidence
 
 
 def register_signatures(signatures: Iterable[Signature]) -> None:
@@ -138,10 +144,11 @@ class SignatureSet:
     where each match starts (for spans and evidence). Many texts (or a long one) are
     joined and scanned once with a database of the same signatures that reports only
     where matches end, which hyperscan runs over twice as fast: it tells which
-    signatures match which text, and is all a gate needs. A text where other signatures matched is then
-    scanned again for start offsets, with a database of each of their checks'
-    signatures (a few of the set's patterns, four to eight times faster than all of
-    them) or, when that would cost more, with the database of all of them.
+    signatures match which text, and is all a gate needs. A text where other
+    signatures matched is then scanned again for start offsets, with a database of
+    each of their checks' signatures (a few of the set's patterns, four to eight
+    times faster than all of them) or, when that would cost more, with the database
+    of all of them.
 
     The databases are compiled at construction, or on first use when ``lazy`` (a
     check's own set, used only to rescan a re-decoded value: the engine's combined set
