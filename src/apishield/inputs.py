@@ -6,24 +6,30 @@ The engine extracts these once per request (see :mod:`apishield.normalize` and
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Final
 
 from apishield.findings import Location
 
 
-class InputValue(NamedTuple):
+@dataclass(init=False, unsafe_hash=True, slots=True)  # see findings.Location
+class InputValue:
     """One user-controlled value.
 
     ``raw`` is the value as it arrived inside its container (a query value still
     percent-encoded, a JSON string after JSON unescaping); ``text`` is the canonical
     form detectors match against (fully decoded and normalised). Parameter names
-    and object keys are values too, with a ``*_KEY`` source. A named tuple: immutable,
-    and 2.5 times cheaper to build than a frozen dataclass at hundreds per request.
+    and object keys are values too, with a ``*_KEY`` source.
     """
 
-    location: Location
-    raw: str
-    text: str
+    location: Final[Location]
+    raw: Final[str]
+    text: Final[str]
+
+    def __init__(self, location: Location, raw: str, text: str) -> None:
+        self.location = location
+        self.raw = raw
+        self.text = text
 
 
 class InputRejected(Exception):

@@ -424,17 +424,16 @@ def parameter_inputs(
     """
     values: list[InputValue] = []
     append = values.append
-    new = tuple.__new__  # InputValue without its __new__ wrapper: a frame less per value
     decode = not is_plain(text, plus=True)
     for pair in text.split("&"):
         if not pair:
             continue
         key, _, raw = pair.partition("=")
         name = canonical_param(key) if decode else key
-        append(new(InputValue, (key_location(name), key, name)))
+        append(InputValue(key_location(name), key, name))
         if raw:
             text_ = canonical_param(raw) if decode else raw
-            append(new(InputValue, (value_location(name), raw, text_)))
+            append(InputValue(value_location(name), raw, text_))
     return values
 
 
@@ -460,17 +459,16 @@ _remembered_path_inputs = lru_cache(maxsize=4096)(_path_inputs)
 def _cookie_inputs(header: str) -> list[InputValue]:
     values: list[InputValue] = []
     append = values.append
-    new = tuple.__new__  # as in parameter_inputs
     decode = not is_plain(header) or "&" in header
     for piece in header.split(";"):
         key, _, raw = piece.partition("=")
         key, raw = key.strip(), raw.strip()
         if not key and not raw:
             continue
-        append(new(InputValue, (_cookie_key_location(key), key, canonical(key) if decode else key)))
+        append(InputValue(_cookie_key_location(key), key, canonical(key) if decode else key))
         if raw:
             text = canonical(raw) if decode else raw
-            append(new(InputValue, (_cookie_location(key), raw, text)))
+            append(InputValue(_cookie_location(key), raw, text))
     return values
 
 

@@ -220,17 +220,16 @@ class _JsonWalker:
             raise _too_deep(self.limits, Location(Source.JSON, pointer))
         append = self.values.append
         decode = self.decode
-        new = tuple.__new__  # InputValue without its __new__ wrapper: a frame less per value
         scalars = 0
         for key, child in items:
             child_pointer = (
                 f"{pointer}/{key}" if "~" not in key and "/" not in key else _pointer(pointer, key)
             )
             key_location, location = _member_locations(child_pointer)
-            append(new(InputValue, (key_location, key, canonical(key) if decode else key)))
+            append(InputValue(key_location, key, canonical(key) if decode else key))
             kind = type(child)
             if kind is str:
-                append(new(InputValue, (location, child, canonical(child) if decode else child)))
+                append(InputValue(location, child, canonical(child) if decode else child))
                 scalars += 1
             elif kind in _CONTAINERS:
                 self.node(child, child_pointer, depth)
@@ -244,13 +243,12 @@ class _JsonWalker:
             raise _too_deep(self.limits, Location(Source.JSON, pointer))
         append = self.values.append
         decode = self.decode
-        new = tuple.__new__
         scalars = 0
         for index, child in enumerate(items):
             kind = type(child)
             if kind is str:
                 location = _json_location(f"{pointer}/{index}")
-                append(new(InputValue, (location, child, canonical(child) if decode else child)))
+                append(InputValue(location, child, canonical(child) if decode else child))
                 scalars += 1
             elif kind in _CONTAINERS:
                 self.node(child, f"{pointer}/{index}", depth)

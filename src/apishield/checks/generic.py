@@ -285,7 +285,7 @@ class GenericInjection(ValueCheck):
             return None
         decoded = canonical(decoded)
         inner = [h for h in self.signature_set.scan(decoded) if h.signature is not hit.signature]
-        judged = self.judge(value._replace(text=decoded), inner)
+        judged = self.judge(InputValue(value.location, value.raw, decoded), inner)
         if judged is None:
             return None
         return f"base64-encoded {judged[0]}", judged[1], judged[2]
