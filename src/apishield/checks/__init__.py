@@ -341,7 +341,12 @@ def word_set(text: str) -> frozenset[str]:
 
 
 def register(cls: type[Check]) -> type[Check]:
-    """Class decorator: make ``cls`` available to policies under ``cls.id``."""
+    """Make ``cls`` available to policies under ``cls.id``; returns ``cls``.
+
+    Built-in checks call it after the class body: mypyc compiles a class natively
+    only when no decorator of its own wraps it. A check kept in plain Python may
+    use it as a class decorator.
+    """
     existing = _REGISTRY.get(cls.id)
     if existing is not None and existing is not cls:
         raise ValueError(f"check id {cls.id!r} is already registered by {existing.__qualname__}")
