@@ -49,32 +49,33 @@ import re
 import unicodedata
 from collections.abc import Callable
 from functools import lru_cache, partial
+from typing import Final
 
 from apishield.findings import Location, Source
 from apishield.http import Request
 from apishield.inputs import InputRejected, InputValue
 from apishield.policy import Limits
 
-MAX_DECODE_ROUNDS = 5
-URI_TOO_LONG = 414
+MAX_DECODE_ROUNDS: Final = 5
+URI_TOO_LONG: Final = 414
 # Headers that carry credentials: never inspected (their base64 and JWT values are
 # noise to detectors and must not end up as evidence), and the Cookie header, which
 # is inspected cookie by cookie.
-SKIPPED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+SKIPPED_HEADERS: Final = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 # Protocol headers are skipped only while their value has the grammar the protocol
 # gives it: a list of tokens with parameters, a date, an entity tag, a byte range.
 # Anything else (a ``${jndi:...}`` appended to Accept-Encoding) is inspected like any
 # other header: nothing stops a client from putting a payload there.
-_TOKEN = r"[A-Za-z0-9*+._/-]+"  # RFC 9110 tokens allow more; real values never need it
-_PARAMETER_VALUE = rf'(?:{_TOKEN}|"[A-Za-z0-9 *+,.:;=?@_/-]*")'
-_TOKEN_LIST = re.compile(
+_TOKEN: Final = r"[A-Za-z0-9*+._/-]+"  # RFC 9110 tokens allow more; real values never need it
+_PARAMETER_VALUE: Final = rf'(?:{_TOKEN}|"[A-Za-z0-9 *+,.:;=?@_/-]*")'
+_TOKEN_LIST: Final = re.compile(
     rf"(?:{_TOKEN}(?:\s*=\s*{_PARAMETER_VALUE})?(?:\s*[,;]\s*|\s*$))*",
 )
 # Dates as sent, with any zone name (``Asia/Shanghai``), or a bare number.
-_HTTP_DATE = r"[A-Za-z]{3}, \d{1,2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} [\w/+-]+|\d{1,19}"
-_ENTITY_TAG = r'(?:W/)?(?:"[A-Za-z0-9+/=._:-]*"|[A-Za-z0-9+/=._:-]+)'  # quoted or not
-_ENTITY_TAGS = rf"\*|{_ENTITY_TAG}(?:\s*,\s*{_ENTITY_TAG})*"
+_HTTP_DATE: Final = r"[A-Za-z]{3}, \d{1,2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} [\w/+-]+|\d{1,19}"
+_ENTITY_TAG: Final = r'(?:W/)?(?:"[A-Za-z0-9+/=._:-]*"|[A-Za-z0-9+/=._:-]+)'  # quoted or not
+_ENTITY_TAGS: Final = rf"\*|{_ENTITY_TAG}(?:\s*,\s*{_ENTITY_TAG})*"
 _PROTOCOL_GRAMMARS: dict[str, re.Pattern[str]] = {
     **dict.fromkeys(
         (
@@ -113,37 +114,39 @@ _PROTOCOL_GRAMMARS: dict[str, re.Pattern[str]] = {
 # cannot carry a payload and are not inspected (their quotes and semicolons would
 # send every browser request through the SQL and shell analysers); anything else in
 # a Sec-* header is inspected like any other header.
-_BRAND = r'"(?:[A-Za-z0-9 ._-]{1,48}|Not[ -/:-@_]A[ -/:-@_]Brand)";v="[0-9.]{1,24}"'
-_BROWSER_SEC_VALUE = re.compile(
+_BRAND: Final = r'"(?:[A-Za-z0-9 ._-]{1,48}|Not[ -/:-@_]A[ -/:-@_]Brand)";v="[0-9.]{1,24}"'
+_BROWSER_SEC_VALUE: Final = re.compile(
     rf'\?[01]|[a-z][a-z-]{{0,31}}|"[A-Za-z0-9 ._-]{{0,48}}"|{_BRAND}(?:, ?{_BRAND}){{0,15}}'
 )
 # A run of complete loose UTF-8 sequences in bytes read as latin-1: a lead byte and
 # as many continuation bytes as it announces, then maybe more such sequences. The lead
 # comes first, alone, so that the regex engine skips to candidate bytes at C speed.
-_LOOSE_TAIL = (
+_LOOSE_TAIL: Final = (
     "(?:(?<=[\xc0-\xdf])[\x80-\xbf]|(?<=[\xe0-\xef])[\x80-\xbf]{2}"
     "|(?<=[\xf0-\xf7])[\x80-\xbf]{3}|(?<=[\xf8-\xfb])[\x80-\xbf]{4}"
     "|(?<=[\xfc\xfd])[\x80-\xbf]{5})"
 )
-_SEQUENCE_RUN = re.compile(f"([\xc0-\xfd]{_LOOSE_TAIL}(?:[\xc0-\xfd]{_LOOSE_TAIL})*)")
+_SEQUENCE_RUN: Final = re.compile(f"([\xc0-\xfd]{_LOOSE_TAIL}(?:[\xc0-\xfd]{_LOOSE_TAIL})*)")
 # A ``%`` that starts no ``%XX`` escape: kept as it is.
-_STRAY_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
-_HEX_BYTES = {
+_STRAY_PERCENT: Final = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+_HEX_BYTES: Final = {
     f"{high}{low}".encode(): bytes([int(high + low, 16)])
     for high in "0123456789abcdefABCDEF"
     for low in "0123456789abcdefABCDEF"
 }
 # Where html.unescape would change something: a numeric reference, a name ending in
 # ";", or the start of one of the legacy names it also reads without the ";".
-_CHARACTER_REFERENCE = re.compile(
+_CHARACTER_REFERENCE: Final = re.compile(
     "&(?:#|[A-Za-z0-9]+;|"
     + "|".join(sorted((n for n in html.entities.html5 if not n.endswith(";")), key=len)[::-1])
     + ")"
 )
-_BACKSLASH_ESCAPE = re.compile(r"\\(?:x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|u\{([0-9a-fA-F]{1,6})\})")
-_PATH_LOCATION = Location(Source.PATH)
-_QUERY_LOCATION = Location(Source.QUERY)
-_HEADER_LOCATION = Location(Source.HEADER)
+_BACKSLASH_ESCAPE: Final = re.compile(
+    r"\\(?:x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|u\{([0-9a-fA-F]{1,6})\})"
+)
+_PATH_LOCATION: Final = Location(Source.PATH)
+_QUERY_LOCATION: Final = Location(Source.QUERY)
+_HEADER_LOCATION: Final = Location(Source.HEADER)
 
 
 # -- lenient UTF-8 ------------------------------------------------------------------
@@ -249,11 +252,14 @@ def percent_decode(text: str, *, plus: bool = False) -> str:
     data = _to_bytes(text.replace("+", " ") if plus else text)
     if b"\\" in data:
         data = data.replace(b"\\", b"\\\\")
-    if _STRAY_PERCENT.search(data) is not None:
+    try:  # a stray ``%`` is rare: the decoder's error finds one faster than a search
+        raw = codecs.escape_decode(data.replace(b"%", b"\\x"))[0]
+    except ValueError:  # invalid \\x escape: some ``%`` starts no escape
         if b"%u" in data or b"%U" in data:
             return _percent_decode_each(text, plus)
-        data = _STRAY_PERCENT.sub(rb"\\x25", data)
-    return decode_bytes(codecs.escape_decode(data.replace(b"%", b"\\x"))[0])
+        stray_spelled = _STRAY_PERCENT.sub(rb"\\x25", data)
+        raw = codecs.escape_decode(stray_spelled.replace(b"%", b"\\x"))[0]
+    return decode_bytes(raw)
 
 
 def _percent_decode_each(text: str, plus: bool) -> str:
@@ -326,8 +332,8 @@ def is_plain(text: str, *, plus: bool = False) -> bool:
 
 # Decoded texts of up to this many characters are remembered: browsers repeat the
 # same encoded Referer, query values and cookies request after request.
-REMEMBERED_TEXT_CHARS = 1024
-_decode_remembered = lru_cache(maxsize=2048)(_decode)
+REMEMBERED_TEXT_CHARS: Final = 1024
+_decode_remembered: Final = lru_cache(maxsize=2048)(_decode)
 
 
 def _decoded(text: str, plus: bool) -> str:
@@ -406,12 +412,12 @@ def location_cache(source: Source) -> Callable[[str], Location]:
     return lru_cache(maxsize=2048)(partial(Location, source))
 
 
-_segment_location = location_cache(Source.PATH_SEGMENT)
-_header_location = location_cache(Source.HEADER)
-_cookie_location = location_cache(Source.COOKIE)
-_cookie_key_location = location_cache(Source.COOKIE_KEY)
-_query_location = location_cache(Source.QUERY)
-_query_key_location = location_cache(Source.QUERY_KEY)
+_segment_location: Final = location_cache(Source.PATH_SEGMENT)
+_header_location: Final = location_cache(Source.HEADER)
+_cookie_location: Final = location_cache(Source.COOKIE)
+_cookie_key_location: Final = location_cache(Source.COOKIE_KEY)
+_query_location: Final = location_cache(Source.QUERY)
+_query_key_location: Final = location_cache(Source.QUERY_KEY)
 
 
 def parameter_inputs(
@@ -453,7 +459,7 @@ def _path_inputs(path: str) -> tuple[InputValue, ...]:
 
 
 # Remembered for paths of up to REMEMBERED_TEXT_CHARS: clients call the same endpoints.
-_remembered_path_inputs = lru_cache(maxsize=4096)(_path_inputs)
+_remembered_path_inputs: Final = lru_cache(maxsize=4096)(_path_inputs)
 
 
 def _cookie_inputs(header: str) -> list[InputValue]:
@@ -501,7 +507,7 @@ def _has_protocol_grammar(name: str, value: str) -> bool:
 
 
 # What _header_input gives for a Cookie header, which is inspected cookie by cookie.
-_COOKIE_HEADER = InputValue(Location(Source.HEADER, "cookie"), "", "")
+_COOKIE_HEADER: Final = InputValue(Location(Source.HEADER, "cookie"), "", "")
 
 
 def _header_input(name: str, value: str) -> InputValue | None:
@@ -517,7 +523,7 @@ def _header_input(name: str, value: str) -> InputValue | None:
 
 # Remembered for headers of up to REMEMBERED_TEXT_CHARS: clients send the same
 # User-Agent, Accept, Referer and Sec-* values request after request.
-_remembered_header_input = lru_cache(maxsize=4096)(_header_input)
+_remembered_header_input: Final = lru_cache(maxsize=4096)(_header_input)
 
 
 def _header_inputs(request: Request, limits: Limits) -> tuple[list[InputValue], list[str]]:
