@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from typing import Final
 
 from apishield.checks import Check, TransactionView, ValueCheck, register
 from apishield.findings import Finding, Phase, Source
 from apishield.inputs import InputValue
 from apishield.signatures import Hit, best_of, register_check_signatures
 
-OFFSITE_SCORE = 60
-_KEY_SOURCES = frozenset(
+OFFSITE_SCORE: Final = 60
+_KEY_SOURCES: Final = frozenset(
     {Source.QUERY_KEY, Source.FORM_KEY, Source.JSON_KEY, Source.MULTIPART_NAME}
 )
-_FRAMEWORK_NAMES = frozenset(
+_FRAMEWORK_NAMES: Final = frozenset(
     {
         "jsessionid",
         "phpsessid",
@@ -60,13 +61,11 @@ _FRAMEWORK_NAMES = frozenset(
     }
 )
 # Generic session id names (strict only): "sessionid", "session_id", "sid", "x.sess", ...
-_GENERIC_NAME = re.compile(
+_GENERIC_NAME: Final = re.compile(
     r"(?:__(?:host|secure)-)?(?:[\w.:-]*[_.:-])?(?:sess(?:ion)?[_.:-]?(?:id|token)|sid)"
 )
 
-# Fragments of every session id name this check knows, lower-case, and what encodes one.
-_NAME_HINTS = ("sess", "sid", "cfid", "cftoken", "cakephp", "token", "%", "\\", "&#")
-_NAME_HINTS_BYTES = tuple(hint.encode() for hint in _NAME_HINTS)
+_AUTHORITY_END: Final = re.compile(r"[/?#\\]")
 
 register_check_signatures(
     "session_cookie",
@@ -121,10 +120,6 @@ class SessionFixation(Check):
             if not site or any(same_site(site, h) for h in hosts if h):
                 return
             why = f"from {site}"
-        # a compressed body hides its names from the pre-test: its values are read instead
-        compressed = headers.get("content-encoding") is not None
-        if not compressed and not _may_name_a_session(view.request.query, view.request.body):
-            return
         for value in view.inputs_for(self.id):
             if value.location.source not in _KEY_SOURCES:
                 continue
@@ -137,30 +132,12 @@ class SessionFixation(Check):
             yield self.finding(value.location, message, value.text, OFFSITE_SCORE)
 
 
-def _may_name_a_session(query: str, body: bytes) -> bool:
-    """A cheap pre-test: could a parameter name here be a session id name?
-
-    Every name this check knows contains one of :data:`_NAME_HINTS` unless it is
-    encoded, and an encoding needs ``%``, ``\\`` or ``&#``; only then is it worth walking
-    the request's values in Python. Substring tests on a lower-cased copy: several
-    times faster than one case-insensitive regex over a large body.
-    """
-    if query:
-        lowered = query.lower()
-        if any(hint in lowered for hint in _NAME_HINTS):
-            return True
-    if body:
-        lowered_body = body.lower()
-        return any(hint in lowered_body for hint in _NAME_HINTS_BYTES)
-    return False
-
-
 def referer_host(referer: str) -> str:
     """The lower-case host name of an absolute URL, or '' when it has none."""
     _, sep, rest = referer.partition("://")
     if not sep:
         return ""
-    authority = re.split(r"[/?#\\]", rest, maxsplit=1)[0].rpartition("@")[2]
+    authority = _AUTHORITY_END.split(rest, maxsplit=1)[0].rpartition("@")[2]
     return _hostname(authority)
 
 
