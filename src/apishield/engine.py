@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Final, cast
 
 from apishield.checks import (
     Check,
@@ -56,12 +56,12 @@ from apishield.problem import problem_json
 from apishield.routes import RouteTable, compile_template
 from apishield.signatures import Hit
 
-_MODE_RANK = {Mode.OFF: 0, Mode.MONITOR: 1, Mode.BLOCK: 2}
-_REQUEST_PHASES = (Phase.REQUEST_HEADERS, Phase.REQUEST_BODY)
-ONE_PASS_BODY_BYTES = 65536
+_MODE_RANK: Final = {Mode.OFF: 0, Mode.MONITOR: 1, Mode.BLOCK: 2}
+_REQUEST_PHASES: Final = (Phase.REQUEST_HEADERS, Phase.REQUEST_BODY)
+ONE_PASS_BODY_BYTES: Final = 65536
 # Learning walks a clean plain JSON body it observes only up to this size: a larger
 # one would add its whole walk to that request's latency for little to learn.
-LEARNING_BODY_BYTES = 8192
+LEARNING_BODY_BYTES: Final = 8192
 
 
 def judge_head_first(request: Request) -> bool:
@@ -81,7 +81,7 @@ def judge_head_first(request: Request) -> bool:
     return not length.isdigit() or int(length) > ONE_PASS_BODY_BYTES
 
 
-ERROR_CHECK_ID = "engine.check_error"
+ERROR_CHECK_ID: Final = "engine.check_error"
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,7 @@ import re
 import zlib
 from collections.abc import Collection
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 from xml.parsers import expat
 
 import orjson
@@ -63,25 +63,25 @@ from apishield.normalize import (
 )
 from apishield.policy import Limits
 
-FILE_PREVIEW_BYTES = 4096
-MAX_PART_HEADERS = 32
-MAX_BOUNDARY_LENGTH = 200
+FILE_PREVIEW_BYTES: Final = 4096
+MAX_PART_HEADERS: Final = 32
+MAX_BOUNDARY_LENGTH: Final = 200
 
-_BODY_LOCATION = Location(Source.BODY)
-_UTF8_BOM = b"\xef\xbb\xbf"  # some clients send one; orjson refuses it
-_json_location = location_cache(Source.JSON)
-_form_location = location_cache(Source.FORM)
-_form_key_location = location_cache(Source.FORM_KEY)
-_multipart_location = location_cache(Source.MULTIPART)
-_multipart_name_location = location_cache(Source.MULTIPART_NAME)
-_xml_location = location_cache(Source.XML)
-_PARAMETER = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
-_QUOTED_PAIR = re.compile(r"\\(.)")
-_QUOTED_FILENAME = re.compile(r';\s*filename\s*=\s*"((?:[^"\\]|\\.)*)"', re.IGNORECASE)
-_MEMBER_COLON = re.compile(rb'"[ \t\r\n]*:')
-_QUOTE_SPACES = (b'" ', b'"\t', b'"\r', b'"\n')
-BINARY_PREFIXES = ("image/", "audio/", "video/", "font/")
-BINARY_TYPES = frozenset({"application/zip", "application/gzip", "application/pdf"})
+_BODY_LOCATION: Final = Location(Source.BODY)
+_UTF8_BOM: Final = b"\xef\xbb\xbf"  # some clients send one; orjson refuses it
+_json_location: Final = location_cache(Source.JSON)
+_form_location: Final = location_cache(Source.FORM)
+_form_key_location: Final = location_cache(Source.FORM_KEY)
+_multipart_location: Final = location_cache(Source.MULTIPART)
+_multipart_name_location: Final = location_cache(Source.MULTIPART_NAME)
+_xml_location: Final = location_cache(Source.XML)
+_PARAMETER: Final = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
+_QUOTED_PAIR: Final = re.compile(r"\\(.)")
+_QUOTED_FILENAME: Final = re.compile(r';\s*filename\s*=\s*"((?:[^"\\]|\\.)*)"', re.IGNORECASE)
+_MEMBER_COLON: Final = re.compile(rb'"[ \t\r\n]*:')
+_QUOTE_SPACES: Final = (b'" ', b'"\t', b'"\r', b'"\n')
+BINARY_PREFIXES: Final = ("image/", "audio/", "video/", "font/")
+BINARY_TYPES: Final = frozenset({"application/zip", "application/gzip", "application/pdf"})
 
 
 # -- content types ------------------------------------------------------------------
@@ -263,7 +263,7 @@ def _member_locations(pointer: str) -> tuple[Location, Location]:
     return Location(Source.JSON_KEY, pointer), Location(Source.JSON, pointer)
 
 
-_CONTAINERS = frozenset({dict, list, _Pairs})
+_CONTAINERS: Final = frozenset({dict, list, _Pairs})
 
 
 def _walk_json(document: Any, data: bytes | str, limits: Limits) -> _JsonWalker:
@@ -350,8 +350,8 @@ def _sniff_json(body: bytes, limits: Limits) -> list[InputValue] | None:
 
 # -- content codings ----------------------------------------------------------------
 
-_GZIP_MAGIC = b"\x1f\x8b"
-_MAX_GZIP_MEMBERS = 16  # concatenated members are one valid gzip stream
+_GZIP_MAGIC: Final = b"\x1f\x8b"
+_MAX_GZIP_MEMBERS: Final = 16  # concatenated members are one valid gzip stream
 
 
 def decode_content(body: bytes, content_encoding: str | None, limits: Limits) -> bytes:

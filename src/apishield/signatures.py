@@ -27,15 +27,15 @@ import hyperscan
 
 from apishield.dbcache import cached_compile
 
-DEFAULT_FLAGS = (
+DEFAULT_FLAGS: Final = (
     hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SOM_LEFTMOST | hyperscan.HS_FLAG_DOTALL
 )
 # Where a value begins and ends. Signatures write these instead of ``^`` and ``$``,
 # because :meth:`SignatureSet.scan_many` scans many values joined by NUL bytes
 # (canonical text never contains NUL: normalisation removes it).
-BEGIN = r"(?:^|\x00)"
-END = r"(?:$|\x00)"
-_SEPARATOR = "\x00"
+BEGIN: Final = r"(?:^|\x00)"
+END: Final = r"(?:$|\x00)"
+_SEPARATOR: Final = "\x00"
 
 
 def first_in_value(chars: str) -> str:
@@ -57,7 +57,7 @@ def longest_first(word: str) -> tuple[int, str]:
     return (-len(word), word)
 
 
-_PLAIN = re.compile(r"[A-Za-z0-9_.,:@+\-]*")
+_PLAIN: Final = re.compile(r"[A-Za-z0-9_.,:@+\-]*")
 _REGISTRY: dict[str, Signature] = {}
 
 
@@ -284,11 +284,11 @@ class SignatureSet:
 
 # A text alone is scanned once with start offsets unless it is this long: most long
 # texts hold no hit (but of gates), and the pass for ends alone costs half as much.
-_LONG_TEXT = 256
+_LONG_TEXT: Final = 256
 # What a rescan costs, measured on this project's machine (default policy): about
 # 1 µs a call and 10 ns a byte with the starts database of one check, 1.5 µs and
 # 29 ns with that of every signature; in bytes scanned, a call is worth 100 bytes.
-_CALL_BYTES = 100
+_CALL_BYTES: Final = 100
 
 
 def _by_check(checks: int, size: int) -> bool:

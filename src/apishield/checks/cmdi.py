@@ -19,7 +19,7 @@ import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from apishield.checks import ValueCheck, register, word_set
 from apishield.findings import Finding
@@ -27,13 +27,13 @@ from apishield.inputs import InputValue
 from apishield.signatures import BEGIN, END, Hit, best_of, longest_first, register_check_signatures
 
 # Commands recognisable on their own right after a separator ("; id", "| whoami").
-_ALONE_WORDS = word_set(
+_ALONE_WORDS: Final = word_set(
     "id whoami uname ifconfig ipconfig netstat pwd ls ll printenv hostname systeminfo tasklist"
     " getuid ps dir ver env lastlog lastlogin htop aptitude visudo who uptime lsof nproc lscpu"
     " chef-shell ansible-console iex iwr irm iwmi rmt-tar rmt-dump"
 )
 # Commands whose name is no English word: any argument makes them count after a separator.
-_DISTINCT_WORDS = word_set(
+_DISTINCT_WORDS: Final = word_set(
     "whoami uname ifconfig ipconfig netstat wget curl ncat netcat socat telnet nslookup bash"
     " zsh ksh csh tcsh sh busybox chmod chown chgrp crontab useradd adduser usermod sudo"
     " pip3 pipx gcc c89 c99 clang"
@@ -48,26 +48,26 @@ _DISTINCT_WORDS = word_set(
     " chef-client aa-disable aa-enforce aa-complain ifup ifdown getent"
 )
 # Commands that are also words ("cat", "more", "time"): they need shell-like arguments.
-_COMMON_WORDS = word_set(
+_COMMON_WORDS: Final = word_set(
     "cat tac head tail more less nl ls dir echo printf ping dig rm mv cp touch mkdir kill sleep"
     " find grep sort cut tr rev tee column fold comm bridge date time who top type start net"
     " timeout cd vi ex rc cmd exec eval source ln file diff wc dd watch mail expand paste split"
     " awk sed env id ps ver pwd ll uptime nice alias export unset trap set reg md del copy"
     " python python2 python3 perl ruby php node nodejs lua irb pip yum dash flock perf chef ip nc"
 )
-_COMMANDS = _ALONE_WORDS | _DISTINCT_WORDS | _COMMON_WORDS
+_COMMANDS: Final = _ALONE_WORDS | _DISTINCT_WORDS | _COMMON_WORDS
 # Words that run the command after them ("time whoami", "nohup sh -c ...").
-_WRAPPERS = word_set(
+_WRAPPERS: Final = word_set(
     "time nohup strace ltrace timeout nice xargs busybox stdbuf setsid exec sudo doas env"
     " .shell .system .sh . source command builtin"
 )
 # Wrappers no text uses as a word ("nohup who"; but "time who" is prose too).
-_DISTINCT_WRAPPERS = word_set(
+_DISTINCT_WRAPPERS: Final = word_set(
     "nohup strace ltrace xargs stdbuf setsid sudo doas .shell .system .sh"
 )
-_SHELLS = word_set("sh bash zsh ksh csh tcsh dash ash fish busybox")
+_SHELLS: Final = word_set("sh bash zsh ksh csh tcsh dash ash fish busybox")
 # Interpreters and the option that makes them run the next argument as code.
-_CODE_FLAGS = {
+_CODE_FLAGS: Final = {
     **dict.fromkeys(_SHELLS, frozenset({"-c"})),
     **dict.fromkeys(("python", "python2", "python3"), frozenset({"-c"})),
     **dict.fromkeys(("perl", "ruby", "node", "nodejs", "lua"), frozenset({"-e", "-E"})),
@@ -79,8 +79,10 @@ _CODE_FLAGS = {
     **dict.fromkeys(("c89", "c99", "gcc", "cc", "clang"), frozenset({"-wrapper"})),
 }
 # Files and binaries a path glob is resolved against ("/???/??t" → "/bin/cat").
-_BINARIES = "sh bash dash zsh ksh cat ls id nc netcat ncat uname whoami wget curl python perl php"
-_SENSITIVE_PATHS = tuple(
+_BINARIES: Final = (
+    "sh bash dash zsh ksh cat ls id nc netcat ncat uname whoami wget curl python perl php"
+)
+_SENSITIVE_PATHS: Final = tuple(
     [f"/etc/{n}" for n in ("passwd", "shadow", "group", "hosts", "sudoers", "crontab", "issue")]
     + [
         f"{d}/{b}"
@@ -90,43 +92,43 @@ _SENSITIVE_PATHS = tuple(
     + ["/proc/self/environ", "/dev/tcp"]
 )
 # Windows commands whose first argument says they are commands ("net view", "reg query").
-_SUBCOMMANDS = {
+_SUBCOMMANDS: Final = {
     "net": word_set(
         "view user users localgroup group share use session accounts config start stop"
     ),
     "reg": word_set("query add delete export import save"),
 }
-_SENSITIVE_ARGS = word_set("passwd shadow sudoers authorized_keys id_rsa .htpasswd")
+_SENSITIVE_ARGS: Final = word_set("passwd shadow sudoers authorized_keys id_rsa .htpasswd")
 
-_SEP = r"(?:[;|\n`]|&&?|\$\(|[<>]\()"
+_SEP: Final = r"(?:[;|\n`]|&&?|\$\(|[<>]\()"
 # Command words in groups of alternatives small enough for one hyperscan pattern each.
-_CMD = sorted((re.escape(w) for w in _COMMANDS | _WRAPPERS), key=longest_first)
-_COMMAND_GROUPS = tuple("|".join(_CMD[i::4]) for i in range(4))
-_ALONE = (
+_CMD: Final = sorted((re.escape(w) for w in _COMMANDS | _WRAPPERS), key=longest_first)
+_COMMAND_GROUPS: Final = tuple("|".join(_CMD[i::4]) for i in range(4))
+_ALONE: Final = (
     r"(?:id|whoami|uname|ifconfig|ipconfig|netstat|pwd|ls|printenv|hostname|systeminfo"
     r"|tasklist|ver|getuid|ps|dir)"
 )
-_WITH_ARG = (
+_WITH_ARG: Final = (
     r"(?:cat|tac|head|tail|more|less|nl|ls|dir|echo|printf|ping|nslookup|dig|curl|wget"
     r"|nc|ncat|netcat|telnet|bash|sh|zsh|ksh|csh|dash|python[23]?|perl|ruby|php|node|lua"
     r"|chmod|chown|rm|mv|cp|touch|mkdir|kill|sleep|find|grep|awk|sed|xargs|base64|sudo|su"
     r"|crontab|tftp|ftp|ssh|scp|socat|nohup|exec|eval|cmd|powershell|pwsh|certutil"
     r"|bitsadmin|type|wmic|mshta|rundll32|regsvr32|cscript|wscript|net|reg|start|timeout)"
 )
-_ARG = r"\s+(?:-\w|[/$~.'\"\\%]|[a-z]:[\\/])[^\s;|&`]*"
-_END = rf"(?:\s*{END}|\s*[;|&`)<>]|\\[nr])"  # a written "\n" ends a line in many sinks
-_START = rf"(?:{BEGIN}|{_SEP}|[=(&|])[\s+]*"
-_BATCH_VAR = r"%%?[^\s%]*"
-_BATCH_COND = (
+_ARG: Final = r"\s+(?:-\w|[/$~.'\"\\%]|[a-z]:[\\/])[^\s;|&`]*"
+_END: Final = rf"(?:\s*{END}|\s*[;|&`)<>]|\\[nr])"  # a written "\n" ends a line in many sinks
+_START: Final = rf"(?:{BEGIN}|{_SEP}|[=(&|])[\s+]*"
+_BATCH_VAR: Final = r"%%?[^\s%]*"
+_BATCH_COND: Final = (
     r"if(?:\s*/i\b|(?:\s+not)?\s+(?:(?:exist|errorlevel|cmdextversion)\s+\S"
     r"|defined\s+\w+\s+(?:\(|@?(?:echo|set|goto|call|exit|cmd)\b)"
     r"|\S+\s+(?:equ|neq|lss|leq|gtr|geq)\s+\S|[^\s=]*%[^\s=]*\s*=="
     r"|[\[\"][^\s=]*\s*==\s*[\[\"]))"
 )
-_BATCH_IF = re.compile(rf"(?:^|[&|;(\n])\s*@?{_BATCH_COND}", re.IGNORECASE)
+_BATCH_IF: Final = re.compile(rf"(?:^|[&|;(\n])\s*@?{_BATCH_COND}", re.IGNORECASE)
 # Gates whose hit is verified by a Python pattern: as a signature it would make the
 # hyperscan database several times slower to compile.
-_VERIFIED = {"cmdi.batch_if_gate": _BATCH_IF}
+_VERIFIED: Final = {"cmdi.batch_if_gate": _BATCH_IF}
 
 register_check_signatures(
     "cmdi",
@@ -280,46 +282,53 @@ def _analyse_near(text: str, hits: Sequence[Hit]) -> Judgement | None:
 
 # -- the shell reading -------------------------------------------------------------------
 
-_WRITTEN_NEWLINE = re.compile(r"(?:^|(?<=[;|&\s]))\\[nr]|\\[nr](?=[;|&\s]|$)")
-_IFS = re.compile(r"\$\{?IFS\}?(?:\$\d)?", re.IGNORECASE)
-_ASSIGNMENT = re.compile(r"(?:^|(?<=[;&|\s]))([a-z_]\w*)=((?:\\.|[^\s;&|`\\])*)", re.IGNORECASE)
-_MAX_BRACES = 4
+_WRITTEN_NEWLINE: Final = re.compile(r"(?:^|(?<=[;|&\s]))\\[nr]|\\[nr](?=[;|&\s]|$)")
+_IFS: Final = re.compile(r"\$\{?IFS\}?(?:\$\d)?", re.IGNORECASE)
+_ASSIGNMENT: Final = re.compile(
+    r"(?:^|(?<=[;&|\s]))([a-z_]\w*)=((?:\\.|[^\s;&|`\\])*)", re.IGNORECASE
+)
+_MAX_BRACES: Final = 4
 # Long values are read only around their gate hits: this much text before and after.
 _WINDOW_BEFORE, _WINDOW_AFTER, _MAX_WINDOWS = 64, 256, 16
-_LINE_ENDS = frozenset(("", ";", "|", "||", "&", "&&"))
-_ESCAPED = re.compile(r"\\(.)")
-_VARIABLE = re.compile(r"\$\{([a-z_]\w*)\}|\$([a-z_]\w*)", re.IGNORECASE)
-_TRICK = re.compile(r"\$(?=['\"])|\$\{[^}\s]{0,20}\}|\$[@*#?!$\d_-]|\$\(\)|``|[<>]\(\)|['\"\\^]")
-_SPLIT = re.compile(r"(;|\|\||\||&&|&|\n|\r|`|\$\(|[<>]\(|\(|\)|<<<|\{|\})")
-_BRACE = re.compile(r"\{([^{}\s,]*(?:,[^{}\s,]*)+)\}")
-_SPACE = re.compile(r"\s")
-_ONE_CHAR_CLASS = re.compile(r"\[([^\]!^])\]")
-_VERSIONED = re.compile(r"([a-z][a-z-]*?)\d+(?:\.\d+)*")
-_SHELL_ARG = re.compile(
+_LINE_ENDS: Final = frozenset(("", ";", "|", "||", "&", "&&"))
+_ESCAPED: Final = re.compile(r"\\(.)")
+_VARIABLE: Final = re.compile(r"\$\{([a-z_]\w*)\}|\$([a-z_]\w*)", re.IGNORECASE)
+_TRICK: Final = re.compile(
+    r"\$(?=['\"])|\$\{[^}\s]{0,20}\}|\$[@*#?!$\d_-]|\$\(\)|``|[<>]\(\)|['\"\\^]"
+)
+_SPLIT: Final = re.compile(r"(;|\|\||\||&&|&|\n|\r|`|\$\(|[<>]\(|\(|\)|<<<|\{|\})")
+_BRACE: Final = re.compile(r"\{([^{}\s,]*(?:,[^{}\s,]*)+)\}")
+_SPACE: Final = re.compile(r"\s")
+_ONE_CHAR_CLASS: Final = re.compile(r"\[([^\]!^])\]")
+_VERSIONED: Final = re.compile(r"([a-z][a-z-]*?)\d+(?:\.\d+)*")
+_SHELL_ARG: Final = re.compile(
     r"-{1,2}\w|\+\w|[/~.$%\\'\"*]|[a-z]:[\\/]|\w+://|\d+\.\d+\.\d+\.\d+|[<>]", re.IGNORECASE
 )
 # A function definition; a name starts only where a word does, so a long word is
 # read once, not from each of its characters.
-_FUNCTION = re.compile(r"(?<![\w:.])([\w:.]+)\s*\(\s*\)\s*\{(.*?)\}", re.DOTALL)
+_FUNCTION: Final = re.compile(r"(?<![\w:.])([\w:.]+)\s*\(\s*\)\s*\{(.*?)\}", re.DOTALL)
 # What every function definition holds, with a literal first character: searched first.
-_FUNCTION_BODY = re.compile(r"\(\s*\)\s*\{")
-_GLOB_CHARS = "?*["
-_ASSIGNMENT_WORD = re.compile(r"[a-z_]\w*=", re.IGNORECASE)
+_FUNCTION_BODY: Final = re.compile(r"\(\s*\)\s*\{")
+_GLOB_CHARS: Final = "?*["
+_ASSIGNMENT_WORD: Final = re.compile(r"[a-z_]\w*=", re.IGNORECASE)
 # Words repeat across commands, readings and values: their cleaned forms and names are
 # remembered (pure functions of the word).
-_REMEMBERED_WORDS = 1024
-_ALIAS = re.compile(r"alias\s+(?:[-+]\w+\s+)*['\"]?([\w.-]+)['\"]?=([^\s;&|]+)", re.IGNORECASE)
-_KEY_VALUE = re.compile(r"[\w.\[\]-]+=(?=\S)")
-_ALNUM = re.compile(r"[a-z0-9]")
-_PROSE_WORDS = 3  # plain words after a command name on a new line: a sentence, not arguments
-_TRICK_CHAR = re.compile(r"['\"\\`^]|\$.|[<>]\(")
-_WRITTEN_SPLIT = re.compile(r"[\s;|&{}+]+")
-_BRACE_COMMAND = re.compile(r"(?:^|[;&|\n`(])\s*([^\s{]*\{[^{}\s,]*(?:,[^{}\s,]*)+\}\S*)")
-_COMPILER_WRAPPER = re.compile(r"-wrapper\s+(?:/\S*/)?(?:sh|bash|dash|zsh|ksh),-c\b")
-_WRAPPER_OPTION = re.compile(r"-[\w-]+|\d+[smhd]?")
-_SHELL_VARIABLE = re.compile(r"\$\{?SHELL\}?\s+-c\b")
-_DEV_TCP = re.compile(r"/dev/(?:tcp|udp)/\S+")
-_GLOB_PATH = re.compile(r"/[^\s;|&`'\"<>(){}]*")
+_REMEMBERED_WORDS: Final = 1024
+_ALIAS: Final = re.compile(
+    r"alias\s+(?:[-+]\w+\s+)*['\"]?([\w.-]+)['\"]?=([^\s;&|]+)", re.IGNORECASE
+)
+_KEY_VALUE: Final = re.compile(r"[\w.\[\]-]+=(?=\S)")
+_ALNUM: Final = re.compile(r"[a-z0-9]")
+_PROSE_WORDS: Final = 3  # plain words after a command name on a new line: a sentence, not arguments
+_TRICK_CHAR: Final = re.compile(r"['\"\\`^]|\$.|[<>]\(")
+_WRITTEN_SPLIT: Final = re.compile(r"[\s;|&{}+]+")
+_BRACE_COMMAND: Final = re.compile(r"(?:^|[;&|\n`(])\s*([^\s{]*\{[^{}\s,]*(?:,[^{}\s,]*)+\}\S*)")
+_COMPILER_WRAPPER: Final = re.compile(r"-wrapper\s+(?:/\S*/)?(?:sh|bash|dash|zsh|ksh),-c\b")
+_WRAPPER_OPTION: Final = re.compile(r"-[\w-]+|\d+[smhd]?")
+_SHELL_VARIABLE: Final = re.compile(r"\$\{?SHELL\}?\s+-c\b")
+_DEV_TCP: Final = re.compile(r"/dev/(?:tcp|udp)/\S+")
+_GLOB_PATH: Final = re.compile(r"/[^\s;|&`'\"<>(){}]*")
+_BRACKET_SET: Final = re.compile(r"\[[^\]]*\]")
 
 
 class _Command(NamedTuple):
@@ -398,7 +407,7 @@ def _glob_target(path: str) -> str | None:
     if not any(c in path for c in _GLOB_CHARS):
         return None
     pattern = path.lower().replace("[?]", "?")
-    depth = re.sub(r"\[[^\]]*\]", "x", pattern).count("/")  # slashes in [...] do not count
+    depth = _BRACKET_SET.sub("x", pattern).count("/")  # slashes in [...] do not count
     return next(
         (p for p in _SENSITIVE_PATHS if p.count("/") == depth and fnmatch.fnmatchcase(p, pattern)),
         None,

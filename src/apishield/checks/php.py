@@ -282,6 +282,7 @@ _MAX_ATOMS = 8
 _MAX_WORD = 64
 _SPACES = re.compile(r"\s+")
 _BRACKETS = re.compile(r"[()\[\]{}]")
+_NAME_SEPARATORS = re.compile(r"[-_.]")
 _OPENING = {")": "(", "]": "[", "}": "{"}
 
 
@@ -363,8 +364,9 @@ def _is_file_name(value: InputValue) -> bool:
     location = value.location
     if location.source is Source.MULTIPART_NAME:
         return True
-    name = re.sub(r"[-_.]", "", (location.name or "").lower())
-    return location.source is Source.HEADER and "filename" in name
+    if location.source is not Source.HEADER:
+        return False
+    return "filename" in _NAME_SEPARATORS.sub("", (location.name or "").lower())
 
 
 register(PhpInjection)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import libinjection
 
@@ -37,24 +37,24 @@ from apishield.signatures import (
 )
 
 # /* ... */ written out: a lazy /\*.*?\*/ under repeats costs 10+ MiB of hyperscan state
-_COMMENT = r"/\*[^*]*\*+(?:[^/*][^*]*\*+)*/"
+_COMMENT: Final = r"/\*[^*]*\*+(?:[^/*][^*]*\*+)*/"
 # SQL whitespace, including comments; a line comment is a word at most ("#x\n", as
 # sqlmap writes them): any-text line comments under repeats cost 10+ MiB of state too.
-_C = rf"(?:\s|{_COMMENT}|\+|(?:#|--)\w*\n)"
+_C: Final = rf"(?:\s|{_COMMENT}|\+|(?:#|--)\w*\n)"
 # A line comment glued to the keyword before it ("union#x*/y\r\n"): no prose writes one
 # between UNION and SELECT, so what follows SELECT no longer matters. Non-space text
 # only: that is what keeps its state small (see above).
-_GLUED_COMMENT = r"(?:#|--)[^\s\x00]*\r?\n"
-_LITERAL = r"(?:\d+|'[^'\x00]*'|\"[^\"\x00]*\")"
-_INFO_FUNCTION = r"(?:version|database|schema|current_user|session_user|system_user|user)"
+_GLUED_COMMENT: Final = r"(?:#|--)[^\s\x00]*\r?\n"
+_LITERAL: Final = r"(?:\d+|'[^'\x00]*'|\"[^\"\x00]*\")"
+_INFO_FUNCTION: Final = r"(?:version|database|schema|current_user|session_user|system_user|user)"
 # What a UNION SELECT of an injection selects: a literal, NULL, a function call, a
 # column list or a FROM; not prose ("union select keyword usage").
-_SELECTED = (
+_SELECTED: Final = (
     rf"(?:{_C}|\()*(?:[\d@*'\"`(-]|0x|null\b|(?:all|distinct|top)\b|[a-z_]\w*(?:\s*[(,.]"
     rf"|{_C}+(?:from|as|into)\b|{_C}*(?:--|#|/\*|{END})))"
 )
 # Statements an injection stacks after a ";".
-_STACKED = (
+_STACKED: Final = (
     r"(?:(?:drop|truncate|alter)\s+(?:table|database|schema|user|function|procedure)\b"
     r"|insert\s+into\b|delete\s+from\b|update\s+\w+\s+set\b|shutdown\b"
     r"|exec(?:ute)?\s+(?:xp_|sp_|master\.)|declare\s+@|create\s+table\b"
@@ -62,15 +62,15 @@ _STACKED = (
     r"|grant\s+\w+(?:\s*,\s*\w+)*\s+to\b)"
 )
 # A quote or typographic look-alike, then what continues a query, for the break-out gate.
-_QUOTE_GATE = (
+_QUOTE_GATE: Final = (
     r"['\"`]\s*(?:;|--|#|/\*|\|\||&&|[|^&<>=/%*~!?+-]|(?:or|and|xor|not|is|like|ilike|glob"
     r"|mod|div|regexp|rlike|sounds|collate|notnull|isnull|union|select|escape|similar|in)\b)"
 )
-LIBINJECTION_SCORE = 90
-BREAKOUT_SCORE = 85
-STRICT_SCORE = 60
+LIBINJECTION_SCORE: Final = 90
+BREAKOUT_SCORE: Final = 85
+STRICT_SCORE: Final = 60
 # Values without a quote, comment, logical operator or SQL keyword skip libinjection.
-_GATE = (
+_GATE: Final = (
     first_in_value("'\"`#")
     + r"|--|/\*[^;,\x00]|&&|\|\||\b(?:and|or|xor|not|union|select|insert|update|delete"
     r"|drop|having|where|order|group|limit|sleep|benchmark|exec|execute|declare|waitfor"
@@ -322,14 +322,14 @@ register_check_signatures(
 )
 
 # libinjection fingerprint tokens mapped to what they reveal, most telling first.
-_FINGERPRINT_KINDS = (("U", "UNION query"), (";", "stacked query"), ("&", "tautology"))
-_FORM_BODY = re.compile(r"[\w.\-\[\]]+=")
-_FORM_FIELD = re.compile(r"[&\r\n]+")
-_HOMOGLYPHS = str.maketrans({"\u2018": "'", "\u2019": "'", "\u02bc": "'"})
-_MAX_READING = 4096
+_FINGERPRINT_KINDS: Final = (("U", "UNION query"), (";", "stacked query"), ("&", "tautology"))
+_FORM_BODY: Final = re.compile(r"[\w.\-\[\]]+=")
+_FORM_FIELD: Final = re.compile(r"[&\r\n]+")
+_HOMOGLYPHS: Final = str.maketrans({"\u2018": "'", "\u2019": "'", "\u02bc": "'"})
+_MAX_READING: Final = 4096
 # Control characters that are neither SQL whitespace nor text, C1 controls, U+FFFD.
-_BINARY = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\ufffd]")
-_BINARY_MIN = 64
+_BINARY: Final = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\ufffd]")
+_BINARY_MIN: Final = 64
 
 
 class _Reading(NamedTuple):
@@ -428,7 +428,7 @@ def _other_readings(value: InputValue, hits: Sequence[Hit], form: bool) -> list[
 
 # -- break-out analysis ---------------------------------------------------------------
 
-_TOKEN = re.compile(
+_TOKEN: Final = re.compile(
     r"""\s+
     |(?P<comment>--[^\n]*|\#[^\n]*|/\*.*?(?:\*/|\Z))
     |(?P<str>'(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|`[^`]*`?)
@@ -439,28 +439,28 @@ _TOKEN = re.compile(
     |(?P<other>.)""",
     re.IGNORECASE | re.DOTALL | re.VERBOSE,
 )
-_MAX_TOKENS = 40
-_BREAKOUT_WINDOW = 200  # characters after the quote that the analysis reads
-_LOGICAL = frozenset({"or", "and", "xor", "||", "&&"})
-_WORD_OPERATORS = _LOGICAL | {
+_MAX_TOKENS: Final = 40
+_BREAKOUT_WINDOW: Final = 200  # characters after the quote that the analysis reads
+_LOGICAL: Final = frozenset({"or", "and", "xor", "||", "&&"})
+_WORD_OPERATORS: Final = _LOGICAL | {
     "not", "is", "like", "ilike", "glob", "mod", "div", "regexp", "rlike", "sounds",
     "collate", "notnull", "isnull", "escape", "similar", "between", "in",
 }  # fmt: skip
-_COMPARISONS = frozenset(
+_COMPARISONS: Final = frozenset(
     {"=", "==", "<", ">", "<=", ">=", "<>", "!=", "<=>", "~", "like", "ilike", "glob",
      "regexp", "rlike", "is", "in", "between", "similar", "sounds"}
 )  # fmt: skip
-_STATEMENTS = frozenset(
+_STATEMENTS: Final = frozenset(
     {"select", "insert", "update", "delete", "drop", "create", "alter", "truncate", "exec",
      "execute", "declare", "set", "shutdown", "waitfor", "print", "replace", "grant",
      "revoke", "call", "load", "handler", "show", "use", "begin", "prepare", "analyze",
      "union", "copy"}
 )  # fmt: skip
-_QUOTES = "'\"`"
+_QUOTES: Final = "'\"`"
 # The first words after a quote that _continuation reads on from.
-_CONTINUING_WORDS = _WORD_OPERATORS | {"union", "select", "where", "having"}
+_CONTINUING_WORDS: Final = _WORD_OPERATORS | {"union", "select", "where", "having"}
 # What a parenthesised SELECT follows when it is an operand: an argument, EXISTS, ANY.
-_SUBQUERY_OPERAND = frozenset({"(", ",", "exists", "any", "all", "some", "not"})
+_SUBQUERY_OPERAND: Final = frozenset({"(", ",", "exists", "any", "all", "some", "not"})
 
 
 class _Token(NamedTuple):
