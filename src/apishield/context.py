@@ -29,6 +29,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 
 from apishield.findings import Source
 from apishield.inputs import InputValue
@@ -44,23 +45,23 @@ class Kind(StrEnum):
 
 
 # The sensitivity a kind is judged at.
-SENSITIVITY = {Kind.ID: "strict", Kind.TEXT: "balanced"}
+SENSITIVITY: Final = {Kind.ID: "strict", Kind.TEXT: "balanced"}
 
 # Where parameters are: values a client chooses by name. Headers are left out (their
 # names are the protocol's, not the API's), as are keys and names themselves.
-LEARNABLE = frozenset(
+LEARNABLE: Final = frozenset(
     {Source.QUERY, Source.FORM, Source.JSON, Source.COOKIE, Source.MULTIPART, Source.XML}
 )
 
-_IDENTIFIER = re.compile(r"[A-Za-z0-9_.:@+=~,-]{1,256}")
-_ARRAY_INDEX = re.compile(r"(?<=/)\d+(?=/|$)")
+_IDENTIFIER: Final = re.compile(r"[A-Za-z0-9_.:@+=~,-]{1,256}")
+_ARRAY_INDEX: Final = re.compile(r"(?<=/)\d+(?=/|$)")
 # A path segment that names one object rather than a collection: a number, a UUID,
 # a long hex string, or a long token with digits in it.
-_ID_SEGMENT = re.compile(
+_ID_SEGMENT: Final = re.compile(
     r"\d+|[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}|[0-9A-Fa-f]{16,}"
     r"|(?=[^/]*\d)[A-Za-z0-9_.~-]{20,}"
 )
-_TEMPLATE_CACHE = 4096
+_TEMPLATE_CACHE: Final = 4096
 
 
 def is_identifier(text: str) -> bool:
@@ -243,7 +244,7 @@ class Judged:
         return f"{self.kind.value} ({self.origin})"
 
 
-_LEARNED = {kind: Judged(kind, "learned") for kind in Kind}
+_LEARNED: Final = {kind: Judged(kind, "learned") for kind in Kind}
 
 
 class RequestContext:

@@ -8,12 +8,11 @@ transaction. Checks never do I/O and never keep per-request state on ``self``.
 from __future__ import annotations
 
 import abc
-import contextlib
 import importlib
 import pkgutil
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Final, Protocol
 
 from mypy_extensions import mypyc_attr
 
@@ -179,8 +178,8 @@ class ValueScanner:
     the value arrived.
     """
 
-    MEMO_ENTRIES = 4096
-    MEMO_TEXT_CHARS = 1024
+    MEMO_ENTRIES: Final = 4096
+    MEMO_TEXT_CHARS: Final = 1024
 
     def __init__(self, checks: Sequence[ValueCheck], *, memo: bool = True) -> None:
         signatures = [s for check in checks for s in check.signature_set.signatures]
@@ -231,8 +230,11 @@ class ValueScanner:
         if len(memo) >= self.memo_entries:
             # O(1), unlike deleting a plain dict's first key, which leaves a run of dead
             # slots that every later eviction walks again; another thread may evict first
-            with contextlib.suppress(KeyError):
-                self._clean.discard(memo.popitem(last=False)[0])
+            # (try, not contextlib.suppress: that is a Python object made on every call)
+            try:  # noqa: SIM105
+                self._clean.discard(memo.popitem(False)[0])
+            except KeyError:
+                pass
         memo[text] = found
         if not found:
             self._clean.add(text)

@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Final
 
 from apishield.checks import ValueCheck, register
 from apishield.findings import Finding
 from apishield.inputs import InputValue
 from apishield.signatures import BEGIN, Hit, register_check_signatures
 
-_CALLS = r"execute(?:global)?|eval|createobject|getobject"
-_NOT_MEMBER = rf"(?:{BEGIN}|[^\w.\x00])"  # a call, not a method of another object
+_CALLS: Final = r"execute(?:global)?|eval|createobject|getobject"
+_NOT_MEMBER: Final = rf"(?:{BEGIN}|[^\w.\x00])"  # a call, not a method of another object
 
 register_check_signatures(
     "asp",
@@ -45,26 +46,26 @@ register_check_signatures(
     ),
 )
 
-_CONCATENATION = re.compile(r"\"\s*&\s*\"")
-_SPELLED = re.compile(rf"\b(?:{_CALLS})\s*\(|\bwscript\s*\.\s*shell\b", re.IGNORECASE)
-_REQUEST_EXECUTION = re.compile(
+_CONCATENATION: Final = re.compile(r"\"\s*&\s*\"")
+_SPELLED: Final = re.compile(rf"\b(?:{_CALLS})\s*\(|\bwscript\s*\.\s*shell\b", re.IGNORECASE)
+_REQUEST_EXECUTION: Final = re.compile(
     r"(?<![\w.])(?:execute(?:global)?|eval)\s*\(?\s*request\s*(?:\.\s*\w+\s*)?\(",
     re.IGNORECASE,
 )
 # Execute of a string that holds, within 200 characters, what only VBScript code writes
 # (the string may open with escaped quotes: ``Execute(""Server...`` inside another one).
-_CODE_EXECUTION = re.compile(
+_CODE_EXECUTION: Final = re.compile(
     r"(?<![\w.])execute(?:global)?\s*\(?\s*\"+(?:[^\"\n]|\"\"){0,200}?(?:on\s+error\s+resume\s+next"
     r"|\bserver\s*\.\s*(?:scripttimeout|createobject|mappath|execute)\b|\bresponse\s*\.\s*write\b"
     r"|\bcreateobject\s*\(|\bchr[bw]?\s*\(|\brequest\s*[.(])",
     re.IGNORECASE,
 )
-_COM_OBJECT = re.compile(
+_COM_OBJECT: Final = re.compile(
     r"\b(?:create|get)object\s*\(\s*\"+\s*(?:wscript\.shell|shell\.application"
     r"|scripting\.filesystemobject|wscript\.network)\b",
     re.IGNORECASE,
 )
-_MAX_TEXT = 65536  # characters read: ASP payloads are far shorter
+_MAX_TEXT: Final = 65536  # characters read: ASP payloads are far shorter
 
 
 class AspInjection(ValueCheck):

@@ -29,32 +29,33 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Final
 
 from apishield.checks import ValueCheck, register
 from apishield.findings import Finding, Source
 from apishield.inputs import InputValue
 from apishield.signatures import BEGIN, Hit, register_check_signatures
 
-SPLIT_SCORE = 90
-INJECTION_SCORE = 85
-REQUEST_LINE_SCORE = 75
-_MAX_LINES = 64
-_BREAK_FREE = (Source.PATH, Source.PATH_SEGMENT, Source.QUERY_KEY, Source.COOKIE_KEY)
-_SINGLE_LINE = (Source.QUERY, Source.HEADER, Source.COOKIE)
-_METHODS = (
+SPLIT_SCORE: Final = 90
+INJECTION_SCORE: Final = 85
+REQUEST_LINE_SCORE: Final = 75
+_MAX_LINES: Final = 64
+_BREAK_FREE: Final = (Source.PATH, Source.PATH_SEGMENT, Source.QUERY_KEY, Source.COOKIE_KEY)
+_SINGLE_LINE: Final = (Source.QUERY, Source.HEADER, Source.COOKIE)
+_METHODS: Final = (
     "GET|POST|HEAD|PUT|DELETE|OPTIONS|CONNECT|TRACE|TRACK|PATCH|PROPFIND|PROPPATCH|MKCOL"
     "|COPY|MOVE|LOCK|UNLOCK"
 )
-_BREAKS = re.compile(r"\r\n?|\n")
-_STATUS_LINE = re.compile(r"[ \t]*HTTP/\d(?:\.\d)?[ \t]+\d{3}\b", re.IGNORECASE)
+_BREAKS: Final = re.compile(r"\r\n?|\n")
+_STATUS_LINE: Final = re.compile(r"[ \t]*HTTP/\d(?:\.\d)?[ \t]+\d{3}\b", re.IGNORECASE)
 # Upper case, as servers require ("get started with http/2" is a search); ``+``
 # separates like a space, as form encoding spells it (``GET+/+HTTP/1.1``).
-_REQUEST_LINE = re.compile(rf"[ \t]*(?:{_METHODS})[ \t+]+[^\s+]+[ \t+]+HTTP/\d")
-_EMBEDDED_REQUEST = re.compile(rf"\S*?(?:{_METHODS})[ \t]+\S+[ \t]+HTTP/\d(?:\.\d)?[ \t]*$")
-_HEADER = re.compile(r"[ \t]*([A-Za-z][A-Za-z0-9_-]*)[ \t]*:(?!//)[ \t]*(.*)")
-_ASSIGNMENT = re.compile(r"[ \t]*[A-Za-z_][\w.\[\]-]*=\S*[ \t]*$")
+_REQUEST_LINE: Final = re.compile(rf"[ \t]*(?:{_METHODS})[ \t+]+[^\s+]+[ \t+]+HTTP/\d")
+_EMBEDDED_REQUEST: Final = re.compile(rf"\S*?(?:{_METHODS})[ \t]+\S+[ \t]+HTTP/\d(?:\.\d)?[ \t]*$")
+_HEADER: Final = re.compile(r"[ \t]*([A-Za-z][A-Za-z0-9_-]*)[ \t]*:(?!//)[ \t]*(.*)")
+_ASSIGNMENT: Final = re.compile(r"[ \t]*[A-Za-z_][\w.\[\]-]*=\S*[ \t]*$")
 # Mail protocol commands (SMTP, POP3, IMAP) with their own argument grammar.
-_MAIL_COMMAND = re.compile(
+_MAIL_COMMAND: Final = re.compile(
     r"[ \t]*(?:(?-i:HELO|EHLO)[ \t]+[\w.-]+[ \t]*$|MAIL[ \t]+FROM[ \t]*:|RCPT[ \t]+TO[ \t]*:"
     r"|(?:VRFY|EXPN)[ \t]+\S|(?-i:AUTH)[ \t]+[A-Z][\w-]*\b|APOP[ \t]+\S+[ \t]+[0-9a-f]{32}"
     r"|(?:RETR|DELE|LIST|TOP|UIDL)[ \t]+\d+(?:[ \t]+\d+)?[ \t]*$"
@@ -68,11 +69,11 @@ _MAIL_COMMAND = re.compile(
     re.IGNORECASE,
 )
 # Bare mail verbs on their own line: clear in single-line values, headings in text.
-_MAIL_VERB = re.compile(
+_MAIL_VERB: Final = re.compile(
     r"[ \t]*(?:DATA|QUIT|RSET|NOOP|STARTTLS|STAT|CAPA|HELP(?:[ \t]+\w+)?)[ \t]*$"
 )
-_MARKUP = re.compile(r"[ \t]*<[A-Za-z!/]")
-_LOG_RECORD = re.compile(
+_MARKUP: Final = re.compile(r"[ \t]*<[A-Za-z!/]")
+_LOG_RECORD: Final = re.compile(
     r"[ \t]*(?:\[?\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d"  # ISO timestamp
     r"|\[\d\d?/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d"  # access log date
     r"|(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d \d\d:\d\d:\d\d"  # syslog
@@ -82,7 +83,7 @@ _LOG_RECORD = re.compile(
     r"|[A-Z][A-Z0-9_]{2,}(?:[ _-][A-Z][A-Z0-9_]*)*[ \t]*:)"  # TAG: or MULTI WORD TAG:
 )
 # Request and response headers an injected line is aimed at (lower case).
-_KNOWN_HEADERS = frozenset(
+_KNOWN_HEADERS: Final = frozenset(
     {
         "set-cookie",
         "cookie",
@@ -120,7 +121,7 @@ _KNOWN_HEADERS = frozenset(
 )
 # U+560A/U+560D, cut to their low byte by some servers, become LF/CR: counted as
 # breaks only right before a known header or a status line (嘍 is Cantonese text).
-_FOLDED_SPLIT = re.compile(
+_FOLDED_SPLIT: Final = re.compile(
     rf"[\u560a\u560d]+(?:(?:{'|'.join(sorted(_KNOWN_HEADERS))})[ \t]*:|HTTP/\d)", re.IGNORECASE
 )
 # In bodies a header line counts only with its own value grammar (YAML's

@@ -26,7 +26,7 @@ import re
 import struct
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from typing import NamedTuple
+from typing import Final, NamedTuple
 from urllib.parse import unquote_to_bytes
 
 import hyperscan
@@ -45,21 +45,23 @@ from apishield.signatures import (
     register_signatures,
 )
 
-CHECK = "deserialization"
-MAX_TOKEN = 16384  # base64/hex characters decoded per token, at most
-_MAX_OPCODES = 4096
-_B64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_")
-_B64_TOKEN = re.compile(r"[A-Za-z0-9+/_-]+")
-_HEX_TOKEN = re.compile(r"[0-9a-fA-F]+")
-_URLSAFE = str.maketrans("-_", "+/")
-_JAVA_MAGIC = b"\xac\xed\x00\x05"
-_JAVA_CLASS = re.compile(rb"[\x72\x7d]\x00([\x01-\x7f])([A-Za-z_$][\w$.\[;/]*)")
-_BINARY_FORMATTER = b"\x00\x01\x00\x00\x00\xff\xff\xff\xff"
-_PHP_OBJECT = re.compile(r"(?<![\w:])([OC]):(\+?)(\d{1,4}):\"([A-Za-z_\\][\w\\]{0,200})\":\d+:\{")
-_NODE_FUNCTION = b"_$$ND_FUNC$$_"
-_PICKLE_TEXT = rf"(?:{BEGIN}|[(\n.])\(?[ci][a-z_][\w.]*\n[a-z_]\w*\n"  # GLOBAL/INST lines
-_MAX_CANDIDATES = 4  # places a gate's pattern is looked for again in one value
-_GZIP_PEEK = 64  # decompressed bytes looked at: enough for a magic and a class name
+CHECK: Final = "deserialization"
+MAX_TOKEN: Final = 16384  # base64/hex characters decoded per token, at most
+_MAX_OPCODES: Final = 4096
+_B64_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_")
+_B64_TOKEN: Final = re.compile(r"[A-Za-z0-9+/_-]+")
+_HEX_TOKEN: Final = re.compile(r"[0-9a-fA-F]+")
+_URLSAFE: Final = str.maketrans("-_", "+/")
+_JAVA_MAGIC: Final = b"\xac\xed\x00\x05"
+_JAVA_CLASS: Final = re.compile(rb"[\x72\x7d]\x00([\x01-\x7f])([A-Za-z_$][\w$.\[;/]*)")
+_BINARY_FORMATTER: Final = b"\x00\x01\x00\x00\x00\xff\xff\xff\xff"
+_PHP_OBJECT: Final = re.compile(
+    r"(?<![\w:])([OC]):(\+?)(\d{1,4}):\"([A-Za-z_\\][\w\\]{0,200})\":\d+:\{"
+)
+_NODE_FUNCTION: Final = b"_$$ND_FUNC$$_"
+_PICKLE_TEXT: Final = rf"(?:{BEGIN}|[(\n.])\(?[ci][a-z_][\w.]*\n[a-z_]\w*\n"  # GLOBAL/INST lines
+_MAX_CANDIDATES: Final = 4  # places a gate's pattern is looked for again in one value
+_GZIP_PEEK: Final = 64  # decompressed bytes looked at: enough for a magic and a class name
 
 
 # Python callables whose import by a pickle runs code (module: its dangerous names, None = all).
@@ -83,12 +85,12 @@ _PY_DANGEROUS: dict[str, frozenset[str] | None] = {
     "io": word_set("open FileIO"),
     "codecs": word_set("open"),
 }
-_PY_CALLS = word_set("REDUCE INST OBJ NEWOBJ NEWOBJ_EX BUILD")
-_PY_STRINGS = word_set(
+_PY_CALLS: Final = word_set("REDUCE INST OBJ NEWOBJ NEWOBJ_EX BUILD")
+_PY_STRINGS: Final = word_set(
     "STRING BINSTRING SHORT_BINSTRING UNICODE BINUNICODE SHORT_BINUNICODE BINUNICODE8"
 )
 # Ruby classes whose Marshal.load runs code (universal RubyGems and Rails gadget chains).
-_RUBY_GADGETS = re.compile(
+_RUBY_GADGETS: Final = re.compile(
     rb"Gem::(?:Requirement|Installer|SpecFetcher|StubSpecification|Package::TarReader|RequestSet"
     rb"|Source::Git|Resolver)|Net::(?:BufferedIO|WriteAdapter)|ActiveSupport::Deprecation::"
     rb"DeprecatedInstanceVariableProxy|ActiveModel::AttributeMethods|\bERB\b"
@@ -150,9 +152,9 @@ def b64_fragments(keyword: bytes) -> Iterator[str]:
 
 
 # Base64 markers are case-sensitive: "rO0AB" is a Java stream, "ro0ab" is not.
-_EXACT = hyperscan.HS_FLAG_SOM_LEFTMOST | hyperscan.HS_FLAG_DOTALL
-_B64_START = rf"(?:{BEGIN}|[^A-Za-z0-9+/_-])"
-_B64_GATES = (  # the patterns read the same to hyperscan and to Python's re
+_EXACT: Final = hyperscan.HS_FLAG_SOM_LEFTMOST | hyperscan.HS_FLAG_DOTALL
+_B64_START: Final = rf"(?:{BEGIN}|[^A-Za-z0-9+/_-])"
+_B64_GATES: Final = (  # the patterns read the same to hyperscan and to Python's re
     ("b64_java", "|".join(b64_fragments(_JAVA_MAGIC)), "Java serialized object (base64)"),
     ("b64_pickle", rf"{_B64_START}gA[JNRSU][A-Za-z0-9+/_-]{{8}}", "Python pickle (base64)"),
     ("b64_dotnet", rf"AAEAAAD/////|{_B64_START}/wEy", ".NET BinaryFormatter (base64)"),

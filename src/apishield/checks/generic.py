@@ -27,6 +27,7 @@ import base64
 import binascii
 import re
 from collections.abc import Callable, Sequence
+from typing import Final
 
 import hyperscan
 
@@ -44,60 +45,60 @@ from apishield.signatures import (
 )
 
 Judgement = tuple[str, str, int]  # kind, evidence, score
-STRICT_SCORE = 60
+STRICT_SCORE: Final = 60
 
-_KEY_SOURCES = frozenset(
+_KEY_SOURCES: Final = frozenset(
     {Source.JSON_KEY, Source.QUERY_KEY, Source.FORM_KEY, Source.COOKIE_KEY, Source.MULTIPART_NAME}
 )
-_CONSTRUCTOR_PROTOTYPE = r"\bconstructor['\"`]?\s*\]?\s*(?:\.|\[)\s*['\"`]?prototype\b"
+_CONSTRUCTOR_PROTOTYPE: Final = r"\bconstructor['\"`]?\s*\]?\s*(?:\.|\[)\s*['\"`]?prototype\b"
 # A prototype reached as a key path or assignment, not merely named.
-_POLLUTING = re.compile(
+_POLLUTING: Final = re.compile(
     r"(?:^|[?&;\s])\s*(?:__proto__|constructor\s*(?:\.|\[)\s*prototype)\s*[\[.=\]]"
     r"|[\"'`]__proto__[\"'`]\s*[:\]]|\[\s*[\"'`]?(?:__proto__|prototype)[\"'`]?\s*\]"
     r"|__proto__\s*(?:\.\s*[\w$]+|\[[^\]]*\])+\s*=(?!=)",
     re.IGNORECASE,
 )
-_MENTION = re.compile(rf"__proto__|{_CONSTRUCTOR_PROTOTYPE}", re.IGNORECASE)
-_TRUTHY = (
+_MENTION: Final = re.compile(rf"__proto__|{_CONSTRUCTOR_PROTOTYPE}", re.IGNORECASE)
+_TRUTHY: Final = (
     r"(?:!\s*)*(?:true|false|null|undefined|NaN|[+-]?(?:Infinity|\d+)|this|String"
     r"|new\s+[a-z_$][\w$]*|\"\"|''|``|\[\]|\{\})"
 )
 # A reading of the clock: what a busy wait spins on until enough time has passed.
-_CLOCK = (
+_CLOCK: Final = (
     r"(?:\+\s*)?\(?\s*new\s+Date\b\s*(?:\(\s*\))?\s*\)?(?:\s*\.\s*(?:getTime|valueOf)\s*\(\s*\))?"
     r"|\bDate\s*\.\s*now\s*\(\s*\)|\bperformance\s*\.\s*now\s*\(\s*\)"
 )
-_READS_CLOCK = re.compile(_CLOCK, re.IGNORECASE)
+_READS_CLOCK: Final = re.compile(_CLOCK, re.IGNORECASE)
 # A loop that only waits: an empty body under a short condition (that must read the
 # clock), or a do-body that does nothing but read it. Honest code sleeps with a timer.
 # Linear: the condition is bounded and cannot run past a ; or a brace.
-_WAIT_LOOP = re.compile(
+_WAIT_LOOP: Final = re.compile(
     r"\bwhile\s*\((?P<condition>[^;{}]{0,80}?)\)\s*(?:;|\{\s*\}|$)"
     rf"|\bdo\s*\{{\s*(?:(?:var|let|const)\s+)?[\w$]+\s*=\s*(?:{_CLOCK})\s*;?\s*\}}\s*while\s*\(",
     re.IGNORECASE,
 )
-_LOOKUPS = (
+_LOOKUPS: Final = (
     "i?startswith|i?endswith|i?contains|i?exact|i?regex|isnull|gte?|lte?|in|range|search"
     "|has_keys?|has_any_keys|contained_by|overlap"
 )
-_STRING_LOOKUPS = frozenset(
+_STRING_LOOKUPS: Final = frozenset(
     {"startswith", "istartswith", "endswith", "iendswith", "contains", "icontains"}
     | {"regex", "iregex"}
 )
-_ORM_KEY = re.compile(rf"[a-z0-9]\w*?(?:__[a-z0-9]\w*?)*__(?:{_LOOKUPS})\b", re.IGNORECASE)
-_SECRET_FIELD = re.compile(
+_ORM_KEY: Final = re.compile(rf"[a-z0-9]\w*?(?:__[a-z0-9]\w*?)*__(?:{_LOOKUPS})\b", re.IGNORECASE)
+_SECRET_FIELD: Final = re.compile(
     r"password|passwd|pwd|secret|token|hash|salt|otp|apikey|api_key|private_key", re.IGNORECASE
 )
-_ORM_RELATIONS = 4
-_BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]+=*")
-_BASE64_CHAR = re.compile(r"[A-Za-z0-9+/_-]")
-_BASE64_LIMIT = 8192
-_DATA_URI = re.compile(r"data:[^,\x00]{0,80}?;\s*base64\s*,\s*", re.IGNORECASE)
-_PHP_CODE = re.compile(
+_ORM_RELATIONS: Final = 4
+_BASE64_RUN: Final = re.compile(r"[A-Za-z0-9+/_-]+=*")
+_BASE64_CHAR: Final = re.compile(r"[A-Za-z0-9+/_-]")
+_BASE64_LIMIT: Final = 8192
+_DATA_URI: Final = re.compile(r"data:[^,\x00]{0,80}?;\s*base64\s*,\s*", re.IGNORECASE)
+_PHP_CODE: Final = re.compile(
     r"<\?(?:php|=)|\b(?:system|passthru|shell_exec|exec|eval|assert|popen)\s*\(", re.IGNORECASE
 )
 # Telling tokens of payloads that arrive base64-encoded.
-_BASE64_TOKENS = (b"_FUNC$$_", b"child_process", b"require(", b"while(", b"__proto__")
+_BASE64_TOKENS: Final = (b"_FUNC$$_", b"child_process", b"require(", b"while(", b"__proto__")
 
 register_check_signatures(
     "generic",
@@ -379,7 +380,7 @@ def _decode_base64(text: str, start: int) -> str:
     return raw.decode("utf-8", "replace")
 
 
-_URLSAFE = str.maketrans("-_", "+/")
+_URLSAFE: Final = str.maketrans("-_", "+/")
 
 
 register(GenericInjection)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Sequence
+from typing import Final
 
 import hyperscan
 
@@ -42,9 +43,9 @@ from apishield.signatures import (
     register_signatures,
 )
 
-CHECK = "java"
-BALANCED = 75  # judgements below this score are reported at strict sensitivity only
-_USED = 90  # score of a dangerous class that is used (called, instantiated, typed)
+CHECK: Final = "java"
+BALANCED: Final = 75  # judgements below this score are reported at strict sensitivity only
+_USED: Final = 90  # score of a dangerous class that is used (called, instantiated, typed)
 
 # Lower-case qualified names (or package prefixes ending in ".") -> (kind, score alone).
 _CLASSES: dict[str, tuple[str, int]] = {
@@ -187,31 +188,37 @@ _SIMPLE: dict[str, tuple[str, int]] = {
     "scriptenginemanager": ("script engine class", 60),
     "urlclassloader": ("class loading class", 60),
 }
-_EXECUTION_WORDS = frozenset({"runtime", "processbuilder"})
+_EXECUTION_WORDS: Final = frozenset({"runtime", "processbuilder"})
 # Methods of an execution object that run or reach a command: ``runtime.exec(``.
-_EXECUTION_METHODS = frozenset({"exec", "getruntime", "loadlibrary"})
-_OPENERS = ("${", "#{", "%{", "*{")
-_OPENER_WINDOW = 64  # how far back an expression's opener is looked for
-_HARMLESS_TYPES = re.compile(
+_EXECUTION_METHODS: Final = frozenset({"exec", "getruntime", "loadlibrary"})
+_OPENERS: Final = ("${", "#{", "%{", "*{")
+_OPENER_WINDOW: Final = 64  # how far back an expression's opener is looked for
+_HARMLESS_TYPES: Final = re.compile(
     r"java\.(?:util|time|math|text)\.|java\.lang\.(?:string|integer|long|short|byte|double|float"
     r"|boolean|character|number|object|enum|iterable|comparable|charsequence)\b"
 )
-_TYPING_KEYS = ("@type", "@class", "/@c")
-_JDK = ("java.", "javax.", "jdk.", "sun.", "com.sun.")
-_USE_BEFORE = re.compile(r"(?:\bnew|@|\bT\s*\(|!!|\bclass\s*=\s*['\"]?)\s*$")
-_SPACES = re.compile(r"\s+")
-_WORD = re.compile(r"[A-Za-z_$][\w$]*")
-_NAME = re.compile(r"(?<![\w$])[A-Za-z_$][\w$]*(?:\s*\.\s*[A-Za-z_$][\w$]*)+")  # word starts only
-_FRAME = re.compile(
+_TYPING_KEYS: Final = ("@type", "@class", "/@c")
+_JDK: Final = ("java.", "javax.", "jdk.", "sun.", "com.sun.")
+_USE_BEFORE: Final = re.compile(r"(?:\bnew|@|\bT\s*\(|!!|\bclass\s*=\s*['\"]?)\s*$")
+_SPACES: Final = re.compile(r"\s+")
+_WORD: Final = re.compile(r"[A-Za-z_$][\w$]*")
+_NAME: Final = re.compile(
+    r"(?<![\w$])[A-Za-z_$][\w$]*(?:\s*\.\s*[A-Za-z_$][\w$]*)+"
+)  # word starts only
+_FRAME: Final = re.compile(
     r"\bat\s+[\w$.<>/]+\((?:[\w$]+\.(?:java|groovy|kt|scala):\d+|Native Method|Unknown Source)\)"
 )
-_EXPRESSION = re.compile(r"[$#%*@~]\{|\bT\s*\(\s*[\w$]+\s*\.|@[\w$.]+@|<%|^[ \t]*!!", re.MULTILINE)
-_TYPED_JSON = re.compile(r"\"@(?:type|class|c)\"\s*:\s*\"([\w$.]+)\"")
-_UPLOAD = re.compile(r"\.\s*jsp[xf]?[\s.]*$", re.IGNORECASE)
-_MAX_SEGMENTS = 16  # a dotted name is judged by its first 16 segments (lookups are by prefix)
+_EXPRESSION: Final = re.compile(
+    r"[$#%*@~]\{|\bT\s*\(\s*[\w$]+\s*\.|@[\w$.]+@|<%|^[ \t]*!!", re.MULTILINE
+)
+_TYPED_JSON: Final = re.compile(r"\"@(?:type|class|c)\"\s*:\s*\"([\w$.]+)\"")
+_UPLOAD: Final = re.compile(r"\.\s*jsp[xf]?[\s.]*$", re.IGNORECASE)
+_MAX_SEGMENTS: Final = (
+    16  # a dotted name is judged by its first 16 segments (lookups are by prefix)
+)
 
 # Java calls that only exploit code makes in a request value.
-_CALL = r"\s*\(\s*"
+_CALL: Final = r"\s*\(\s*"
 register_check_signatures(
     CHECK,
     (
@@ -289,7 +296,7 @@ register_check_signatures(
 )
 
 
-_B64_KEYWORDS = (
+_B64_KEYWORDS: Final = (
     "getRuntime",
     "java.lang.",
     "ProcessBuilder",
@@ -321,11 +328,11 @@ _B64_KEYWORDS = (
         for spelling in (word, word.lower())
     ),
 )
-_B64_PATTERN = "|".join(
+_B64_PATTERN: Final = "|".join(
     sorted({re.escape(f) for k in _B64_KEYWORDS for f in b64_fragments(k.encode())})
 )
-_B64_FRAGMENT = re.compile(_B64_PATTERN)
-_MAX_TOKENS = 4  # base64 tokens decoded per value
+_B64_FRAGMENT: Final = re.compile(_B64_PATTERN)
+_MAX_TOKENS: Final = 4  # base64 tokens decoded per value
 register_signatures(
     [
         Signature(

@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Final
 
 from apishield.checks import ValueCheck, register
 from apishield.findings import Finding
 from apishield.inputs import InputValue
 from apishield.signatures import BEGIN, Hit, register_check_signatures
 
-_ATTRIBUTE_TEST = r"[a-z][\w.;-]*\s*[<>~]?="  # cn=, cn>=, sn~=, cn;binary=
-_COMPONENT = rf"\)+\s*(?:\(\s*{_ATTRIBUTE_TEST}|\(\s*[&|!]|[&|!]\s*\(\s*{_ATTRIBUTE_TEST})"
-_PLAIN_WORD = r"[^\s:()&|!<>~\x00]*"
-_PLAIN_WORDS = r"[^:()&|!<>~\x00]*"  # after words ("a) (x=1)" is a lettered list): strict
-_BREAKOUT = re.compile(_PLAIN_WORD + _COMPONENT, re.IGNORECASE)
-_SPACED_BREAKOUT = re.compile(_PLAIN_WORDS + _COMPONENT, re.IGNORECASE)
+_ATTRIBUTE_TEST: Final = r"[a-z][\w.;-]*\s*[<>~]?="  # cn=, cn>=, sn~=, cn;binary=
+_COMPONENT: Final = rf"\)+\s*(?:\(\s*{_ATTRIBUTE_TEST}|\(\s*[&|!]|[&|!]\s*\(\s*{_ATTRIBUTE_TEST})"
+_PLAIN_WORD: Final = r"[^\s:()&|!<>~\x00]*"
+_PLAIN_WORDS: Final = r"[^:()&|!<>~\x00]*"  # after words ("a) (x=1)" is a lettered list): strict
+_BREAKOUT: Final = re.compile(_PLAIN_WORD + _COMPONENT, re.IGNORECASE)
+_SPACED_BREAKOUT: Final = re.compile(_PLAIN_WORDS + _COMPONENT, re.IGNORECASE)
 
 # Gates (no start offsets: cheaper); inspect finds the breakout's extent.
 register_check_signatures(

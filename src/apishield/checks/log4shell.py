@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Final
 
 from apishield.checks import ValueCheck, register
 from apishield.findings import Finding
 from apishield.inputs import InputValue
 from apishield.signatures import Hit, best_of, register_check_signatures
 
-_ROUNDS = 8
-_INNERMOST = re.compile(r"\$\{((?:[^${}\x00]|\$(?!\{))*)\}")
-_CASE = re.compile(r"\s*(lower|upper)\s*:(.*)", re.IGNORECASE | re.DOTALL)
-_DATE = re.compile(r"\s*date\s*:\s*'?([^']*)'?", re.IGNORECASE | re.DOTALL)
-_JNDI = re.compile(r"(?:\$\{|\x02)\s*jndi\s*:", re.IGNORECASE)
-_OBFUSCATION_LIMIT = 2  # lookups spelling out one or two characters each
+_ROUNDS: Final = 8
+_INNERMOST: Final = re.compile(r"\$\{((?:[^${}\x00]|\$(?!\{))*)\}")
+_CASE: Final = re.compile(r"\s*(lower|upper)\s*:(.*)", re.IGNORECASE | re.DOTALL)
+_DATE: Final = re.compile(r"\s*date\s*:\s*'?([^']*)'?", re.IGNORECASE | re.DOTALL)
+_JNDI: Final = re.compile(r"(?:\$\{|\x02)\s*jndi\s*:", re.IGNORECASE)
+_OBFUSCATION_LIMIT: Final = 2  # lookups spelling out one or two characters each
 
 register_check_signatures(
     "log4shell",

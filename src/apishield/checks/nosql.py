@@ -19,31 +19,32 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Final
 
 from apishield.checks import ValueCheck, register
 from apishield.findings import Finding, Source
 from apishield.inputs import InputValue
 from apishield.signatures import BEGIN, END, Hit, best_of, register_check_signatures
 
-_JAVASCRIPT_OPERATORS = frozenset({"where", "function", "accumulator"})
-_COLLECTION_OPERATORS = frozenset({"lookup", "graphlookup", "unionwith"})
-_QUERY_OPERATORS = (
+_JAVASCRIPT_OPERATORS: Final = frozenset({"where", "function", "accumulator"})
+_COLLECTION_OPERATORS: Final = frozenset({"lookup", "graphlookup", "unionwith"})
+_QUERY_OPERATORS: Final = (
     "ne|eq|gte?|lte?|n?in|regex|exists|not|nor|or|and|elemMatch|type|size|mod|all|expr"
     "|jsonSchema|text|options|where|function|accumulator|lookup|graphLookup|unionWith"
 )
-_OPERATOR = rf"\$(?:{_QUERY_OPERATORS})"
-_OPERATOR_NAME = re.compile(_QUERY_OPERATORS, re.IGNORECASE)
-_KEY_SOURCES = frozenset(
+_OPERATOR: Final = rf"\$(?:{_QUERY_OPERATORS})"
+_OPERATOR_NAME: Final = re.compile(_QUERY_OPERATORS, re.IGNORECASE)
+_KEY_SOURCES: Final = frozenset(
     {Source.JSON_KEY, Source.QUERY_KEY, Source.FORM_KEY, Source.COOKIE_KEY, Source.MULTIPART_NAME}
 )
 # Field names of credentials and identities: what an authentication bypass targets.
-_CREDENTIAL = re.compile(
+_CREDENTIAL: Final = re.compile(
     r"\w*(?:password|passwd|passcode|pwd|secret|token|apikey|otp)|pass|(?:user|account)(?:name|id)?"
     r"|uname|login|e?mail|emailaddress|pin|role|admin|isadmin"
 )
-_SEPARATORS = str.maketrans("", "", "_-. ")
-_BRACKETED = re.compile(rf"([^\[\]\s&=]*)\]?\s*\[\s*({_OPERATOR})\s*\]", re.IGNORECASE)
-_EMBEDDED = re.compile(
+_SEPARATORS: Final = str.maketrans("", "", "_-. ")
+_BRACKETED: Final = re.compile(rf"([^\[\]\s&=]*)\]?\s*\[\s*({_OPERATOR})\s*\]", re.IGNORECASE)
+_EMBEDDED: Final = re.compile(
     rf"[\"']?([\w.-]*)[\"']?\s*:\s*\{{\s*[\"']({_OPERATOR})[\"']\s*:|[\"']({_OPERATOR})[\"']\s*:",
     re.IGNORECASE,
 )

@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterator, Sequence
+from typing import Final
 
 from apishield.checks import ValueCheck, register, word_set
 from apishield.findings import Finding, Source
@@ -28,7 +29,7 @@ from apishield.inputs import InputValue
 from apishield.signatures import Hit, best_of, longest_first, register_check_signatures
 
 # Functions that run code or commands: a PHP-like argument makes the call an attack.
-_EXEC = word_set(
+_EXEC: Final = word_set(
     "system exec passthru shell_exec popen proc_open pcntl_exec eval assert create_function"
     " call_user_func call_user_func_array include include_once require require_once"
     " preg_replace array_map usort uasort uksort array_filter array_walk register_shutdown_function"
@@ -36,7 +37,7 @@ _EXEC = word_set(
 )
 # Names only PHP uses, for code execution, decoding payloads, probing or writing files:
 # ``name(`` is an attack whatever the argument.
-_PHP_ONLY = word_set(
+_PHP_ONLY: Final = word_set(
     "shell_exec passthru proc_open pcntl_exec create_function call_user_func"
     " call_user_func_array base64_decode gzinflate gzuncompress gzdecode str_rot13 bzdecompress"
     " zlib_decode convert_uudecode phpinfo phpversion php_uname get_defined_vars"
@@ -47,7 +48,7 @@ _PHP_ONLY = word_set(
     " getmypid getmyuid get_current_user"
 )
 # Other functions an injection calls; alone they are weak evidence (``strict``).
-_PROBES = word_set(
+_PROBES: Final = word_set(
     "fopen fwrite fputs fread readfile file file_get_contents file_exists filegroup fileowner"
     " unlink rename copy mkdir rmdir touch symlink link chroot chmod chown chdir opendir scandir"
     " glob tempnam tmpfile getenv putenv ini_get ini_restore set_time_limit error_reporting"
@@ -55,14 +56,14 @@ _PROBES = word_set(
     " var_export strrev chr ord substr intval strip_tags crypt md5 sha1 hex2bin bin2hex"
     " gethostbyname curl_init mail header"
 )
-_FUNCTIONS = _EXEC | _PHP_ONLY | _PROBES
-_FUNCTION_WORDS = "|".join(sorted(_FUNCTIONS, key=longest_first))
-_EXEC_WORDS = "|".join(sorted(_EXEC | {"phpinfo", "base64_decode"}, key=longest_first))
-_SUPERGLOBAL = r"\$_(?:GET|POST|REQUEST|COOKIE|SERVER|FILES|ENV|SESSION)"
-_UPLOAD_EXTENSION = re.compile(
+_FUNCTIONS: Final = _EXEC | _PHP_ONLY | _PROBES
+_FUNCTION_WORDS: Final = "|".join(sorted(_FUNCTIONS, key=longest_first))
+_EXEC_WORDS: Final = "|".join(sorted(_EXEC | {"phpinfo", "base64_decode"}, key=longest_first))
+_SUPERGLOBAL: Final = r"\$_(?:GET|POST|REQUEST|COOKIE|SERVER|FILES|ENV|SESSION)"
+_UPLOAD_EXTENSION: Final = re.compile(
     r"\.\s*(?:php\d*|phtml|pht|phps|phpt|phar)(?:[.\s]*$|\s*\.\w{1,5}[.\s]*$)", re.IGNORECASE
 )
-_SESSION_FILE = re.compile(r"(?:^|[/\\])sess_[a-z0-9,-]{20,}\s*$", re.IGNORECASE)
+_SESSION_FILE: Final = re.compile(r"(?:^|[/\\])sess_[a-z0-9,-]{20,}\s*$", re.IGNORECASE)
 
 register_check_signatures(
     "php",
@@ -156,25 +157,25 @@ class PhpInjection(ValueCheck):
 
 Judged = tuple[str, str, bool]  # what was recognised, the evidence, whether only for strict
 
-_COMMENT = r"(?:\s|/\*.*?\*/|(?://|#)[^\n]*\n)"
+_COMMENT: Final = r"(?:\s|/\*.*?\*/|(?://|#)[^\n]*\n)"
 # A word called as a function (the word is then looked up in _FUNCTIONS): one pattern
 # tried at each word, instead of every function name at each word, which costs
 # milliseconds on a few kilobytes of prose.
-_WORD_CALL = re.compile(rf"\b(\w+)({_COMMENT}*)\(", re.DOTALL)
-_PHP_ARGUMENT = re.compile(r"\s*(?:['\"`$@]|\w+\s*\(|\(|\[)")
-_BARE_WORD = re.compile(r"\s*[a-z]+\s*\)", re.IGNORECASE)
-_CODE_ARGUMENT = re.compile(r"\s*(?:\)|['\"`$@\d(\[]|\w+\s*[(),])")
-_SHELL_ARGUMENT = re.compile(
+_WORD_CALL: Final = re.compile(rf"\b(\w+)({_COMMENT}*)\(", re.DOTALL)
+_PHP_ARGUMENT: Final = re.compile(r"\s*(?:['\"`$@]|\w+\s*\(|\(|\[)")
+_BARE_WORD: Final = re.compile(r"\s*[a-z]+\s*\)", re.IGNORECASE)
+_CODE_ARGUMENT: Final = re.compile(r"\s*(?:\)|['\"`$@\d(\[]|\w+\s*[(),])")
+_SHELL_ARGUMENT: Final = re.compile(
     r"\s*(?:id|whoami|uname|ls|pwd|ifconfig|ipconfig|netstat|cat|wget|curl|nc|bash|sh|dir"
     r"|ping|echo)\b",
     re.IGNORECASE,
 )
 
 
-_METHOD_BEFORE = re.compile(r"(?:\.|->)\s*$")
-_INCLUDES = frozenset({"include", "include_once", "require", "require_once"})
+_METHOD_BEFORE: Final = re.compile(r"(?:\.|->)\s*$")
+_INCLUDES: Final = frozenset({"include", "include_once", "require", "require_once"})
 # What PHP includes: a variable, or a string naming a PHP file, a URL or a stream wrapper.
-_INCLUDED_PHP = re.compile(
+_INCLUDED_PHP: Final = re.compile(
     r"\s*(?:\$|['\"][^'\"]*(?:\.(?:php\d?|phtml|inc)\b|://|\b(?:php|data|expect|phar|zip):))",
     re.IGNORECASE,
 )
@@ -218,12 +219,12 @@ def judge_calls(text: str) -> Judged | None:
     return best
 
 
-_VARIABLE_CALL = re.compile(
+_VARIABLE_CALL: Final = re.compile(
     rf"(@)?\$(\$*)(\s*\{{[\w$'\"@.\s>-]*\}}|[a-z_]\w*)"
     rf"((?:{_COMMENT}|\[(?:[^\[\]]|\[[^\]]*\])*\]|\{{[^}}]*\}}|->\s*\$?\w+)*)\s*\(",
     re.IGNORECASE | re.DOTALL,
 )
-_OBFUSCATED_NAME = re.compile(r"[_O0]+|_\w*|[O0_]{3,}\w*", re.IGNORECASE)
+_OBFUSCATED_NAME: Final = re.compile(r"[_O0]+|_\w*|[O0_]{3,}\w*", re.IGNORECASE)
 
 
 def judge_variable_call(text: str) -> Judged | None:
@@ -251,13 +252,15 @@ def judge_variable_call(text: str) -> Judged | None:
     return best
 
 
-_CAST = re.compile(r"\(\s*(?:string|int|integer|array|object|bool|float)\s*\)", re.IGNORECASE)
-_INDEX = re.compile(r"\[\s*\d+\s*\]|\{\s*\d+\s*\}")
-_COMMENTS = re.compile(r"/\*.*?\*/|(?://|#)[^\n]*(?:\n|$)", re.DOTALL)
-_DEFINE = re.compile(r"define\s*\(\s*['\"](\w+)['\"]\s*,([^;]*)\)\s*;", re.IGNORECASE)
-_ASSIGN = re.compile(r"(\$\w+)\s*=\s*([^;=]*);")
-_NOT_NAME = re.compile(r"[^\w$]+")
-_CALL_SITE = re.compile(r"[)\]}'\"]\s*\(")
+_CAST: Final = re.compile(
+    r"\(\s*(?:string|int|integer|array|object|bool|float)\s*\)", re.IGNORECASE
+)
+_INDEX: Final = re.compile(r"\[\s*\d+\s*\]|\{\s*\d+\s*\}")
+_COMMENTS: Final = re.compile(r"/\*.*?\*/|(?://|#)[^\n]*(?:\n|$)", re.DOTALL)
+_DEFINE: Final = re.compile(r"define\s*\(\s*['\"](\w+)['\"]\s*,([^;]*)\)\s*;", re.IGNORECASE)
+_ASSIGN: Final = re.compile(r"(\$\w+)\s*=\s*([^;=]*);")
+_NOT_NAME: Final = re.compile(r"[^\w$]+")
+_CALL_SITE: Final = re.compile(r"[)\]}'\"]\s*\(")
 
 
 def judge_built_callee(text: str) -> Judged | None:
@@ -277,13 +280,13 @@ def judge_built_callee(text: str) -> Judged | None:
 # Bounds that keep the search linear on hostile text (e.g. "*)(" repeated): a built
 # name is a few atoms (``("sy"."st"."em")``, ``$a.$b``), each a group, a string or a
 # short word; longer chains spell no function name.
-_MAX_CALL_SITES = 1024
-_MAX_ATOMS = 8
-_MAX_WORD = 64
-_SPACES = re.compile(r"\s+")
-_BRACKETS = re.compile(r"[()\[\]{}]")
-_NAME_SEPARATORS = re.compile(r"[-_.]")
-_OPENING = {")": "(", "]": "[", "}": "{"}
+_MAX_CALL_SITES: Final = 1024
+_MAX_ATOMS: Final = 8
+_MAX_WORD: Final = 64
+_SPACES: Final = re.compile(r"\s+")
+_BRACKETS: Final = re.compile(r"[()\[\]{}]")
+_NAME_SEPARATORS: Final = re.compile(r"[-_.]")
+_OPENING: Final = {")": "(", "]": "[", "}": "{"}
 
 
 def _name_of(expression: str) -> str:

@@ -16,21 +16,24 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Final
 
 from apishield.checks import ValueCheck, register
 from apishield.findings import Finding, Source
 from apishield.inputs import InputValue
 from apishield.signatures import BEGIN, END, Hit, best_of, register_check_signatures
 
-_IP_HOST = (
+_IP_HOST: Final = (
     r"(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-f:.]+\]|[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}"
     r"(?:\.\d{1,3}){0,3})"
 )
-_SCRIPT = r"\.(?:php\d?|phtml|inc|txt|asp|aspx|jsp|pl|cgi|py|sh|exe)"
-_URL = r"\s*(?:https?|ftps?)://"
-_KEY_SOURCES = frozenset({Source.QUERY_KEY, Source.FORM_KEY, Source.JSON_KEY, Source.COOKIE_KEY})
+_SCRIPT: Final = r"\.(?:php\d?|phtml|inc|txt|asp|aspx|jsp|pl|cgi|py|sh|exe)"
+_URL: Final = r"\s*(?:https?|ftps?)://"
+_KEY_SOURCES: Final = frozenset(
+    {Source.QUERY_KEY, Source.FORM_KEY, Source.JSON_KEY, Source.COOKIE_KEY}
+)
 # An encoded slash or backslash in the authority, before an '@': the host is elsewhere.
-_HIDDEN_AUTHORITY = re.compile(
+_HIDDEN_AUTHORITY: Final = re.compile(
     r"\s*[a-z][a-z\d+.-]*:(?://|%2f%2f)[^/?#@]*%(?:25)?(?:2f|5c)[^/?#]*@", re.I
 )
 

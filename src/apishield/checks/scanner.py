@@ -10,14 +10,15 @@ a JSON field) is data.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 from apishield.checks import ValueCheck, register
 from apishield.findings import Finding, Source
 from apishield.inputs import InputValue
 from apishield.signatures import BEGIN, END, Hit, best_of, register_check_signatures
 
-SCORE = 60
-_TOOLS = (
+SCORE: Final = 60
+_TOOLS: Final = (
     "sqlmap|nikto|nessus|openvas|havij|arachni|nuclei|zgrab|acunetix|netsparker|w3af|wpscan"
     "|joomscan|droopescan|dirbuster|gobuster|feroxbuster|wfuzz|ffuf|masscan|skipfish|webinspect"
     "|appscan|commix|xsser|sqlninja|bsqlbf|pangolin|paros|fimap|zmeu|morfeus|nmap scripting engine"

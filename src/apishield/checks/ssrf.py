@@ -29,7 +29,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterator, Sequence
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from apishield.checks import ValueCheck, register
 from apishield.findings import Finding, Source
@@ -40,7 +40,7 @@ IPv4 = ipaddress.IPv4Address
 IPv6 = ipaddress.IPv6Address
 
 # Names that resolve to loopback on common systems (/etc/hosts of Debian, RHEL, Docker).
-_LOOPBACK_NAMES = frozenset(
+_LOOPBACK_NAMES: Final = frozenset(
     {
         "localhost",
         "localhost.localdomain",
@@ -54,7 +54,7 @@ _LOOPBACK_NAMES = frozenset(
         "ipv6-loopback",
     }
 )
-_METADATA_NAMES = frozenset(
+_METADATA_NAMES: Final = frozenset(
     {
         "metadata",
         "metadata.google.internal",
@@ -66,15 +66,29 @@ _METADATA_NAMES = frozenset(
     }
 )
 # Private DNS namespaces: mDNS, RFC 8375, cloud-internal zones, Kubernetes services.
-_INTERNAL_SUFFIXES = (".localhost", ".internal", ".local", ".localdomain", ".home.arpa", ".svc")
-_INTERNAL_NAMES = frozenset({"kubernetes.default", "kubernetes"})
+_INTERNAL_SUFFIXES: Final = (
+    ".localhost",
+    ".internal",
+    ".local",
+    ".localdomain",
+    ".home.arpa",
+    ".svc",
+)
+_INTERNAL_NAMES: Final = frozenset({"kubernetes.default", "kubernetes"})
 # Public domains whose every name resolves to 127.0.0.1 (developer conveniences).
-_LOOPBACK_DOMAINS = ("localtest.me", "lvh.me", "vcap.me", "lacolhost.com", "fuf.me", "localho.st")
+_LOOPBACK_DOMAINS: Final = (
+    "localtest.me",
+    "lvh.me",
+    "vcap.me",
+    "lacolhost.com",
+    "fuf.me",
+    "localho.st",
+)
 # Wildcard DNS that answers with the address spelled in the name (127.0.0.1.nip.io).
-_ECHO_DOMAINS = ("nip.io", "sslip.io", "xip.io", "traefik.me", "nip.direct")
+_ECHO_DOMAINS: Final = ("nip.io", "sslip.io", "xip.io", "traefik.me", "nip.direct")
 # Services whose names exist to rebind DNS between two addresses.
-_REBINDING_DOMAINS = ("rbndr.us", "1u.ms", "rebind.network", "rebind.it")
-_METADATA_ADDRESSES = frozenset(
+_REBINDING_DOMAINS: Final = ("rbndr.us", "1u.ms", "rebind.network", "rebind.it")
+_METADATA_ADDRESSES: Final = frozenset(
     {
         IPv4("169.254.169.254"),  # AWS, GCP, Azure, OpenStack, DigitalOcean
         IPv4("169.254.170.2"),  # AWS ECS task metadata
@@ -84,7 +98,7 @@ _METADATA_ADDRESSES = frozenset(
     }
 )
 # IANA special-purpose IPv4 ranges (RFC 6890 and successors): none is a public server.
-_NON_PUBLIC_V4 = tuple(
+_NON_PUBLIC_V4: Final = tuple(
     ipaddress.IPv4Network(n)
     for n in (
         "0.0.0.0/8",
@@ -102,10 +116,10 @@ _NON_PUBLIC_V4 = tuple(
         "224.0.0.0/3",
     )
 )
-_GLOBAL_UNICAST_V6 = ipaddress.IPv6Network("2000::/3")
-_DOCUMENTATION_V6 = ipaddress.IPv6Network("2001:db8::/32")
-_SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")
-_SMUGGLING_SCHEMES = {
+_GLOBAL_UNICAST_V6: Final = ipaddress.IPv6Network("2000::/3")
+_DOCUMENTATION_V6: Final = ipaddress.IPv6Network("2001:db8::/32")
+_SIX_TO_FOUR: Final = ipaddress.IPv6Network("2002::/16")
+_SMUGGLING_SCHEMES: Final = {
     "gopher": 90,
     "dict": 85,
     "netdoc": 90,
@@ -114,34 +128,34 @@ _SMUGGLING_SCHEMES = {
     "jar": 85,
 }
 
-_IPV4_PART = re.compile(r"0x[0-9a-f]{0,16}|0[0-7]{0,22}|[1-9][0-9]{0,19}", re.IGNORECASE)
-_DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
-_URL = re.compile(
+_IPV4_PART: Final = re.compile(r"0x[0-9a-f]{0,16}|0[0-7]{0,22}|[1-9][0-9]{0,19}", re.IGNORECASE)
+_DOTS: Final = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
+_URL: Final = re.compile(
     r"(?<![\w+.-])(?P<scheme>[a-z][a-z0-9+.\-_]{1,15}):(?P<slashes>[/\\]{0,3})"
     r"(?P<authority>[^/?#\s\"'<>()\x00]*)",
     re.IGNORECASE,
 )
-_SCHEMELESS = re.compile(
+_SCHEMELESS: Final = re.compile(
     r"[\s\"']*(?://(?P<relative>[^/\\?#\s\"'<>()\x00]+)|(?P<authority>[^/\\?#\s\"'<>()\x00]+)[/\\])"
 )
-_AT_HOST = re.compile(r"@\s*(?P<authority>[^/?#\s\"'<>()@\x00]+)")
-_ECHOED_IP = re.compile(
+_AT_HOST: Final = re.compile(r"@\s*(?P<authority>[^/?#\s\"'<>()@\x00]+)")
+_ECHOED_IP: Final = re.compile(
     r"(?<!\d)(\d{1,3})[.-](\d{1,3})[.-](\d{1,3})[.-](\d{1,3})(?!\d)"
     r"|(?<![0-9a-f])([0-9a-f]{8})(?![0-9a-f])",
     re.IGNORECASE,
 )
-_REDIRECT_URI = re.compile(r"redirect_uri\W*$", re.IGNORECASE)
-_CONFIG_FIELD = re.compile(
+_REDIRECT_URI: Final = re.compile(r"redirect_uri\W*$", re.IGNORECASE)
+_CONFIG_FIELD: Final = re.compile(
     r"upstream|backend|proxypass|listen|bindaddr|dsn|(?:database|db|redis|mongo|amqp|broker)"
     r"(?:url|uri|host)|nameserver|resolver|noproxy|trustedprox|allowedorigin|corsorigin"
     r"|redirecturis"
 )
-_SEPARATORS = str.maketrans("", "", "_-. ")
-STRICT_SCORE = 60
-_LEADING = " \t\r\n\"'"
-_SPACE = re.compile(r"\s")
+_SEPARATORS: Final = str.maketrans("", "", "_-. ")
+STRICT_SCORE: Final = 60
+_LEADING: Final = " \t\r\n\"'"
+_SPACE: Final = re.compile(r"\s")
 
-_NAME_HINTS = (
+_NAME_HINTS: Final = (
     r"(?:localhost|ip6-|ipv6-|metadata|instance-data|kubernetes|\.internal|\.local|\.home\.arpa"
     r"|\.svc|nip\.io|sslip\.io|xip\.io|traefik\.me|localtest\.me|lvh\.me|vcap\.me|lacolhost\.com"
     r"|fuf\.me|localho\.st|rbndr\.us|1u\.ms|rebind\.)"

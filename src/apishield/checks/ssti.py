@@ -20,17 +20,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from apishield.checks import ValueCheck, register
 from apishield.findings import Finding, Source
 from apishield.inputs import InputValue
 from apishield.signatures import Hit, best_of, register_check_signatures
 
-PROBE_SCORE = 85
-ESCAPE_SCORE = 90
-_MAX_EXPRESSION = 400
-_BODY_SOURCES = frozenset(
+PROBE_SCORE: Final = 85
+ESCAPE_SCORE: Final = 90
+_MAX_EXPRESSION: Final = 400
+_BODY_SOURCES: Final = frozenset(
     {
         Source.BODY,
         Source.JSON,
@@ -44,32 +44,32 @@ _BODY_SOURCES = frozenset(
 )
 # Delimited expressions; an unclosed ``{{`` runs to the end of the value. Control
 # characters end the search: no template engine parses them (binary data has many).
-_INNER = rf"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]{{0,{_MAX_EXPRESSION}}}?"
-_OPENERS = ("{{", "{%", "<%", "${", "#{", "*{", "@{")
-_MAX_OPENERS = 2000
-_EXPRESSION = re.compile(
+_INNER: Final = rf"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]{{0,{_MAX_EXPRESSION}}}?"
+_OPENERS: Final = ("{{", "{%", "<%", "${", "#{", "*{", "@{")
+_MAX_OPENERS: Final = 2000
+_EXPRESSION: Final = re.compile(
     rf"\{{\{{(?P<double>{_INNER})(?:\}}\}}|\Z)"
     rf"|\{{%(?P<statement>{_INNER})%\}}"
     rf"|<%(?P<scriptlet>{_INNER})%>"
     rf"|[$#*@]\{{(?P<braced>{_INNER})\}}"
 )
-_TOKEN = re.compile(
+_TOKEN: Final = re.compile(
     r"""(?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")|(?P<name>[A-Za-z_]\w*)"""
     r"""|(?P<number>\d+)|(?P<op>\S)""",
     re.DOTALL,
 )
-_OPERAND = r"""(?:\d{1,12}|'\d{1,12}'|"\d{1,12}")"""
-_ARITHMETIC = re.compile(rf"[\s=\-#!{{]*{_OPERAND}(?:\s*\*\s*{_OPERAND})+[\s\-}}]*")
-_ARITHMETIC_ANY = re.compile(rf"[\s=\-#!{{]*{_OPERAND}(?:\s*[-+*/%]\s*{_OPERAND})+[\s\-}}]*")
-_CONSTANT_CONDITION = re.compile(
+_OPERAND: Final = r"""(?:\d{1,12}|'\d{1,12}'|"\d{1,12}")"""
+_ARITHMETIC: Final = re.compile(rf"[\s=\-#!{{]*{_OPERAND}(?:\s*\*\s*{_OPERAND})+[\s\-}}]*")
+_ARITHMETIC_ANY: Final = re.compile(rf"[\s=\-#!{{]*{_OPERAND}(?:\s*[-+*/%]\s*{_OPERAND})+[\s\-}}]*")
+_CONSTANT_CONDITION: Final = re.compile(
     r"[\s=\-]*(?:if|elif|elsif|unless|while)\s*\(?\s*"
     r"(?:true|false|\d+(?:\s*(?:==|!=|<=|>=|<|>)\s*\d+)?)\s*\)?[\s\-]*",
     re.IGNORECASE,
 )
-_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})|\\u([0-9a-fA-F]{4})")
-_DUNDER = re.compile(r"__([a-z]+(?:_[a-z]+)?)__")
+_ESCAPE: Final = re.compile(r"\\x([0-9a-fA-F]{2})|\\u([0-9a-fA-F]{4})")
+_DUNDER: Final = re.compile(r"__([a-z]+(?:_[a-z]+)?)__")
 # Python attributes that lead from any object to classes, modules and builtins.
-_ESCAPE_DUNDERS = frozenset(
+_ESCAPE_DUNDERS: Final = frozenset(
     {
         "class",
         "mro",
@@ -96,9 +96,11 @@ _ESCAPE_DUNDERS = frozenset(
     }
 )
 # The dunders only a sandbox escape needs (outside delimiters, where code is written).
-_CHAIN_DUNDERS = frozenset({"mro", "subclasses", "globals", "builtins", "bases", "base", "import"})
+_CHAIN_DUNDERS: Final = frozenset(
+    {"mro", "subclasses", "globals", "builtins", "bases", "base", "import"}
+)
 # Jinja2/Flask globals and what reading them leaks without any dunder.
-_LEAKS = {
+_LEAKS: Final = {
     ("request", "application"),
     ("request", "environ"),
     ("self", "_TemplateReference__context"),
@@ -107,7 +109,7 @@ _LEAKS = {
     ("_self", "env"),
 }
 # Calls and names that reach the runtime from Java EL/SpEL, Ruby, Node and Python.
-_RUNTIME_NAMES = frozenset(
+_RUNTIME_NAMES: Final = frozenset(
     {
         "getClass",
         "forName",
@@ -133,12 +135,14 @@ _RUNTIME_NAMES = frozenset(
     }
 )
 # Called as functions (``system(...)``, ``os.system``, ``IO.popen``, ``Kernel.exec``).
-_RUNTIME_CALLS = frozenset({"system", "exec", "spawn", "eval", "instance_eval", "require"})
+_RUNTIME_CALLS: Final = frozenset({"system", "exec", "spawn", "eval", "instance_eval", "require"})
 # Objects whose methods of those names run code (``os.system``, ``Kernel.exec``).
-_RUNTIME_OBJECTS = frozenset({"os", "Kernel", "IO", "Open3", "Runtime", "process", "cp", "shell"})
-_STATEMENT_IMPORT = re.compile(r"[\s=!\-]*(?:import\s+\w|from\s+[\w.]+\s+import\s)")
-_RUBY_SHELL = re.compile(r"`[\x20-\x5f\x61-\x7e]{1,100}`|%x[({\[]")  # printable, no `
-_STRING_FILTER = re.compile(
+_RUNTIME_OBJECTS: Final = frozenset(
+    {"os", "Kernel", "IO", "Open3", "Runtime", "process", "cp", "shell"}
+)
+_STATEMENT_IMPORT: Final = re.compile(r"[\s=!\-]*(?:import\s+\w|from\s+[\w.]+\s+import\s)")
+_RUBY_SHELL: Final = re.compile(r"`[\x20-\x5f\x61-\x7e]{1,100}`|%x[({\[]")  # printable, no `
+_STRING_FILTER: Final = re.compile(
     r"\|\s*(?:filter|map|reduce|sort)\s*\(\s*['\"]"
     r"(?:system|exec|passthru|shell_exec|popen|proc_open)['\"]"
 )
@@ -203,7 +207,7 @@ class Token(NamedTuple):
     text: str
 
 
-_EDGE = Token("op", "")
+_EDGE: Final = Token("op", "")
 
 
 class TemplateInjection(ValueCheck):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Final
 
 from apishield.checks import ValueCheck, register
 from apishield.findings import Finding
@@ -25,8 +26,8 @@ from apishield.signatures import (
     register_check_signatures,
 )
 
-_DECODE_ROUNDS = 2
-_ENCODED_ALIASES = {
+_DECODE_ROUNDS: Final = 2
+_ENCODED_ALIASES: Final = {
     "%c0%ae": ".",
     "%e0%80%ae": ".",
     "%c0%af": "/",
@@ -40,19 +41,27 @@ _ENCODED_ALIASES = {
     "%u2216": "/",
     "%uff0e": ".",
 }
-_ENCODED_ALIAS = re.compile("|".join(re.escape(a) for a in _ENCODED_ALIASES), re.IGNORECASE)
-_SLASHES = str.maketrans({"\\": "/", "\uff0e": ".", "\uff0f": "/", "\u2215": "/", "\x00": None})
-# The non-ASCII characters :data:`_SLASHES` folds: NFKC in canonical texts folds the
+_ENCODED_ALIAS: Final = re.compile("|".join(re.escape(a) for a in _ENCODED_ALIASES), re.IGNORECASE)
+# Separators read as the ASCII ones, and NUL dropped; one ``str.replace`` each (C
+# ``memchr`` speed), where ``str.translate`` with a table looks up every character.
+_SEPARATOR_FOLDS: Final = (
+    ("\\", "/"),
+    ("\uff0e", "."),
+    ("\uff0f", "/"),
+    ("\u2215", "/"),
+    ("\x00", ""),
+)
+# The non-ASCII characters :data:`_SEPARATOR_FOLDS` folds: NFKC in canonical texts folds the
 # fullwidth ones, but a second percent-decoding can bring them back (``%25EF%25BC%258F``).
-_UNICODE_SEPARATORS = ("\uff0e", "\uff0f", "\u2215")
+_UNICODE_SEPARATORS: Final = ("\uff0e", "\uff0f", "\u2215")
 # ``0x2e``/``0x2f``/``0x5c`` spelled out for ``.``, ``/`` and ``\`` (``0x5c0x2e./``).
-_HEX_ALIAS = re.compile(r"0x(2e|2f|5c)", re.IGNORECASE)
-_STRAY_PERCENT = re.compile(r"%(?=[/\\])")
+_HEX_ALIAS: Final = re.compile(r"0x(2e|2f|5c)", re.IGNORECASE)
+_STRAY_PERCENT: Final = re.compile(r"%(?=[/\\])")
 # A dot segment's path parameter, up to the next separator: ``..;jsessionid=1/``.
-_DOT_PARAMETER = re.compile(r"(?:^|(?<=[/\s=:'\"]))(\.\.?);[^/\s]*")
+_DOT_PARAMETER: Final = re.compile(r"(?:^|(?<=[/\s=:'\"]))(\.\.?);[^/\s]*")
 # A UNC path to a share of the machine itself: its files, through the SMB loopback.
 # Loose spellings, and no anchor before the slashes: either costs 0.7 MB of hyperscan state.
-_LOOPBACK_HOST = r"(?:localhost|127\.[\d.]+|\[?[0:]+1\]?|[0-]+1\.ipv6-literal\.net)"
+_LOOPBACK_HOST: Final = r"(?:localhost|127\.[\d.]+|\[?[0:]+1\]?|[0-]+1\.ipv6-literal\.net)"
 
 register_check_signatures(
     "traversal",
@@ -152,8 +161,9 @@ def canonical_path(text: str) -> str:
         text = _HEX_ALIAS.sub(lambda m: "." if m.group(1).lower() == "2e" else "/", text)
     if "%" in text:
         text = _STRAY_PERCENT.sub("", text)
-    if "\\" in text or "\x00" in text or _has_unicode_separator(text):
-        text = text.translate(_SLASHES)
+    for separator, folded in _SEPARATOR_FOLDS:
+        if separator in text:
+            text = text.replace(separator, folded)
     if ".;" in text:
         text = _DOT_PARAMETER.sub(r"\1", text)
     return text

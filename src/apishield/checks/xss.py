@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Final
 
 import libinjection
 
@@ -19,59 +20,61 @@ from apishield.signatures import (
     register_check_signatures,
 )
 
-LIBINJECTION_SCORE = 90
-_HANDLER = r"on[a-z]{3,}\s*="
+LIBINJECTION_SCORE: Final = 90
+_HANDLER: Final = r"on[a-z]{3,}\s*="
 # Values without markup, an event handler, a script URL or an entity skip libinjection.
-_GATE = (
+_GATE: Final = (
     first_in_value("<>`")
     + rf"|\b{_HANDLER}|script\s*:|&#|\bdata\s*:|\b(?:style|src|href|formaction)\s*="
 )
 # Markup libinjection flags but no current browser runs: XML declarations, doctypes,
 # namespace attributes, bogus comments (``<?``, ``<%``, ``<!x``, ``</1``: inert in HTML5) and
 # style attributes without active CSS. Removed before libinjection looks at a value.
-_INERT_MARKUP = r"<(?:\?xml\b[^<>]*\?>|!doctype\b[^<>]*>|(?=[?%]|![^\-\[]|/[^a-z]))"
-_INERT_ATTRIBUTE = r"\bxmlns(?::[\w.-]+)?\s*=|\bstyle\s*=\s*\\*(?:\"[^\"]*\"|'[^']*'|[^\s>\"'`]*)"
-_INERT = re.compile(f"{_INERT_MARKUP}|{_INERT_ATTRIBUTE}", re.IGNORECASE)
+_INERT_MARKUP: Final = r"<(?:\?xml\b[^<>]*\?>|!doctype\b[^<>]*>|(?=[?%]|![^\-\[]|/[^a-z]))"
+_INERT_ATTRIBUTE: Final = (
+    r"\bxmlns(?::[\w.-]+)?\s*=|\bstyle\s*=\s*\\*(?:\"[^\"]*\"|'[^']*'|[^\s>\"'`]*)"
+)
+_INERT: Final = re.compile(f"{_INERT_MARKUP}|{_INERT_ATTRIBUTE}", re.IGNORECASE)
 # The same without the attributes, for a text that names neither: starting with a
 # literal ``<``, it is searched for at C speed instead of tried at every character.
-_INERT_MARKUP_ONLY = re.compile(_INERT_MARKUP, re.IGNORECASE)
-_ACTIVE_CSS = re.compile(
+_INERT_MARKUP_ONLY: Final = re.compile(_INERT_MARKUP, re.IGNORECASE)
+_ACTIVE_CSS: Final = re.compile(
     r"expression|url\s*\(|script|behavior|binding|import|position\s*:\s*fixed|\\[\da-f]|/\*|[<>{}]",
     re.IGNORECASE,
 )
 # ¼ and ¾ in UTF-8, as sent or after NFKC (1, U+2044, 4): < and > with the high bit set.
-_QUARTER = r"(?:\xc2\xbc|1\xe2\x81\x844)"
-_THREE_QUARTERS = r"(?:\xc2\xbe|3\xe2\x81\x844)"
-_SCRIPT_OPEN = re.compile(r"<\s*/?\s*(?:[\w-]+:)?script(?=[\s/>]|$)", re.IGNORECASE)
-_VOID_URI = re.compile(r"\s*javascript\s*:\s*void\s*\(\s*0?\s*\)\s*;?\s*", re.IGNORECASE)
+_QUARTER: Final = r"(?:\xc2\xbc|1\xe2\x81\x844)"
+_THREE_QUARTERS: Final = r"(?:\xc2\xbe|3\xe2\x81\x844)"
+_SCRIPT_OPEN: Final = re.compile(r"<\s*/?\s*(?:[\w-]+:)?script(?=[\s/>]|$)", re.IGNORECASE)
+_VOID_URI: Final = re.compile(r"\s*javascript\s*:\s*void\s*\(\s*0?\s*\)\s*;?\s*", re.IGNORECASE)
 # Script obfuscation, judged after JS comments and whitespace are removed: global objects
 # indexed by a string (``self["alert"]``, ``(document)["cookie"]``), ``document.cookie``,
 # functions called through a tagged template (``[].sort.call`${alert}1337```).
-_JS_NOISE = re.compile(r"/\*.*?\*/|\s+", re.DOTALL)
-_JS_OBFUSCATED = re.compile(
+_JS_NOISE: Final = re.compile(r"/\*.*?\*/|\s+", re.DOTALL)
+_JS_OBFUSCATED: Final = re.compile(
     r"(?<![\w$.])\(?(?:window|self|top|parent|frames|globalthis|document)\)?\[[\"'`]"
     r"|(?<![\w$])\(?document\)?\.cookie\b|\.(?:call|apply|bind)`",
     re.IGNORECASE,
 )
 # A script scheme spelled with entity or whitespace noise inside the word: ``ja&Tab;vascript:``.
-_SCHEME_NOISE = re.compile(r"&(?:tab|newline);|[\s\x00-\x1f]", re.IGNORECASE)
-_NOISY_SCHEME = re.compile(r"(?:java|vb|live)script:", re.IGNORECASE)
+_SCHEME_NOISE: Final = re.compile(r"&(?:tab|newline);|[\s\x00-\x1f]", re.IGNORECASE)
+_NOISY_SCHEME: Final = re.compile(r"(?:java|vb|live)script:", re.IGNORECASE)
 # A quote that closes an attribute value, then attributes up to an event handler: the
 # break-out libinjection misses when earlier markup in the value pairs its quotes wrongly
 # (``<input value="x" /> " autofocus onfocus=(alert)(1)``). Linear: one start per quote,
 # each run ends at the next quote or angle bracket.
-_ATTRIBUTE_BREAKOUT = re.compile(rf"[\"'`][^\"'`<>]*?[\s/]{_HANDLER}")
+_ATTRIBUTE_BREAKOUT: Final = re.compile(rf"[\"'`][^\"'`<>]*?[\s/]{_HANDLER}")
 # A URL attribute whose value is a script scheme split by tab, CR or LF, which the URL
 # parser removes anywhere (``href="j&Tab;av&NewLine;ascript:``).
-_URL_ATTRIBUTE = r"\b(?:href|src|action|formaction|data|poster|background|codebase)\s*="
-_SPLIT = r"(?:[\t\n\r]|&(?:tab|newline);)*"  # as decoded, or as sent if left encoded
+_URL_ATTRIBUTE: Final = r"\b(?:href|src|action|formaction|data|poster|background|codebase)\s*="
+_SPLIT: Final = r"(?:[\t\n\r]|&(?:tab|newline);)*"  # as decoded, or as sent if left encoded
 
 
 def _split_word(word: str) -> str:
     return _SPLIT.join(word)
 
 
-_SPLIT_SCHEME = (
+_SPLIT_SCHEME: Final = (
     rf"{_URL_ATTRIBUTE}\s*(?:[\"'`][\x01-\x20]*)?"
     rf"(?:{_split_word('javascript')}|{_split_word('vbscript')}){_SPLIT}(?::|&colon;)"
 )
