@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import random
+import re
 
 import pytest
 
@@ -11,6 +12,7 @@ from apishield.findings import Location, Source
 from apishield.http import Headers, Request
 from apishield.inputs import InputRejected, InputValue
 from apishield.normalize import (
+    LEGACY_ENTITY_NAMES,
     URI_TOO_LONG,
     _loose_char,
     _percent_decode_each,
@@ -20,6 +22,7 @@ from apishield.normalize import (
     decode_path,
     is_plain,
     percent_decode,
+    prefix_tree_pattern,
     request_head_inputs,
 )
 from apishield.policy import Limits
@@ -469,3 +472,17 @@ def test_percent_decoding_in_c_matches_decoding_escape_by_escape() -> None:
         text = "".join(rng.choice(pieces) for _ in range(rng.randrange(10)))
         plus = rng.random() < 0.5
         assert percent_decode(text, plus=plus) == _percent_decode_each(text, plus), text
+
+
+def test_a_prefix_tree_pattern_finds_what_the_flat_alternation_finds() -> None:
+    flat = re.compile("|".join(sorted(LEGACY_ENTITY_NAMES, key=len, reverse=True)))
+    tree = re.compile(prefix_tree_pattern(LEGACY_ENTITY_NAMES))
+    pieces = [*LEGACY_ENTITY_NAMES, "a", "am", "A", "Ag", "x", ";", "&", "1", " ", "é"]
+    rng = random.Random(5)
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(6)))
+        found, expected = tree.search(text), flat.search(text)
+        assert (found is None) is (expected is None), text
+        assert found is None or found.start() == expected.start(), text  # type: ignore[union-attr]
+    assert re.fullmatch(prefix_tree_pattern(["ab", "abc", "b"]), "abc")
+    assert not re.fullmatch(prefix_tree_pattern(["ab", "abc", "b"]), "ac")

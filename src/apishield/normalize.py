@@ -44,10 +44,9 @@ from __future__ import annotations
 import codecs
 import html
 import html.entities
-import itertools
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import lru_cache, partial
 from typing import Final
 
@@ -134,12 +133,41 @@ _HEX_BYTES: Final = {
     for high in "0123456789abcdefABCDEF"
     for low in "0123456789abcdefABCDEF"
 }
+
+_PrefixTree = dict[str, "_PrefixTree"]  # a character to the tree of what may follow it
+
+
+def prefix_tree_pattern(words: Iterable[str]) -> str:
+    """A regex matching where one of ``words`` starts, as a prefix tree of alternations.
+
+    Python's ``re`` tries the branches of a flat alternation one after another; in a
+    tree it tries one branch per distinct next character (a search for one of the 106
+    legacy HTML entity names runs about twice as fast).
+    """
+    root: _PrefixTree = {}
+    for word in words:
+        node = root
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}  # a word ends here
+
+    def branches(node: _PrefixTree) -> str:
+        alternatives = [
+            re.escape(char) + branches(child) for char, child in sorted(node.items()) if char
+        ]
+        if not alternatives:
+            return ""
+        body = alternatives[0] if len(alternatives) == 1 else f"(?:{'|'.join(alternatives)})"
+        return f"(?:{body})?" if "" in node else body
+
+    return branches(root)
+
+
 # Where html.unescape would change something: a numeric reference, a name ending in
 # ";", or the start of one of the legacy names it also reads without the ";".
+LEGACY_ENTITY_NAMES: Final = tuple(n for n in html.entities.html5 if not n.endswith(";"))
 _CHARACTER_REFERENCE: Final = re.compile(
-    "&(?:#|[A-Za-z0-9]+;|"
-    + "|".join(sorted((n for n in html.entities.html5 if not n.endswith(";")), key=len)[::-1])
-    + ")"
+    f"&(?:#|[A-Za-z0-9]+;|{prefix_tree_pattern(LEGACY_ENTITY_NAMES)})"
 )
 _BACKSLASH_ESCAPE: Final = re.compile(
     r"\\(?:x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|u\{([0-9a-fA-F]{1,6})\})"
@@ -530,7 +558,9 @@ def _header_inputs(request: Request, limits: Limits) -> tuple[list[InputValue], 
     """Inspected header values and the raw ``Cookie`` headers; checks the header size."""
     values: list[InputValue] = []
     cookies: list[str] = []
+    size = 0  # names and values, plus ": " and CRLF per header
     for name, value in request.headers:
+        size += len(name) + len(value) + 4
         found = (
             _remembered_header_input(name, value)
             if len(value) <= REMEMBERED_TEXT_CHARS
@@ -540,8 +570,6 @@ def _header_inputs(request: Request, limits: Limits) -> tuple[list[InputValue], 
             cookies.append(value)
         elif found is not None:
             values.append(found)
-    # names and values, plus ": " and CRLF per header
-    size = sum(map(len, itertools.chain.from_iterable(request.headers))) + 4 * len(request.headers)
     if size > limits.max_header_bytes:
         raise InputRejected(
             "limits.headers",

@@ -387,11 +387,19 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 def best_of(hits: Sequence[Hit]) -> tuple[Hit | None, bool]:
     """The highest-scoring of ``hits`` (leftmost among equals) and whether a gate is among them."""
-    if not hits:
-        return None, False
-    top = max(hits, key=lambda h: (h.signature.score, -h.start))
-    gated = any(h.signature.score == 0 for h in hits)
-    return (top if top.signature.score else None), gated
+    top: Hit | None = None
+    gated = False
+    for hit in hits:  # a plain loop: max() with a key and any() cost 2 k instructions a call
+        score = hit.signature.score
+        if score == 0:
+            gated = True
+        elif (
+            top is None
+            or score > top.signature.score
+            or (score == top.signature.score and hit.start < top.start)
+        ):
+            top = hit
+    return top, gated
 
 
 def _join(texts: Sequence[str]) -> tuple[bytes, list[int], list[int]]:
