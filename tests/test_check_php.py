@@ -53,11 +53,21 @@ def test_built_callee_ignores_other_expressions(text: str) -> None:
         ("$a /* c */ (1)", False),
         ("$o->$m()", False),
         ("${'a'}(1)", False),
+        ("x.$a(1)", False),
+        ("A::$a(1)", False),
+        ("$a($b) .$c", False),
+        ("$a($b) . $c", True),
+        ("$a($b\n) \t.$c", False),
+        ("$a($b) .x", True),
     ],
 )
 def test_variable_calls(text: str, strict: bool) -> None:
     judged = judge_variable_call(text)
     assert judged is not None and judged[2] is strict
+
+
+def test_a_silenced_call_is_evidence_with_its_at_sign() -> None:
+    assert judge_variable_call("x=1; @$f($_GET[0]);") == ("variable function call", "@$f(", False)
 
 
 def test_variable_call_needs_a_name() -> None:

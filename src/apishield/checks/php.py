@@ -219,8 +219,10 @@ def judge_calls(text: str) -> Judged | None:
     return best
 
 
+# Starts at the "$" (an "@" before it is read in Python): a leading optional group
+# would make the regex engine try every position of a long value, not just each "$".
 _VARIABLE_CALL: Final = re.compile(
-    rf"(@)?\$(\$*)(\s*\{{[\w$'\"@.\s>-]*\}}|[a-z_]\w*)"
+    rf"\$(\$*)(\s*\{{[\w$'\"@.\s>-]*\}}|[a-z_]\w*)"
     rf"((?:{_COMMENT}|\[(?:[^\[\]]|\[[^\]]*\])*\]|\{{[^}}]*\}}|->\s*\$?\w+)*)\s*\(",
     re.IGNORECASE | re.DOTALL,
 )
@@ -231,9 +233,11 @@ def judge_variable_call(text: str) -> Judged | None:
     """A call through a variable: ``$f(1)``; obfuscated forms count at ``balanced``."""
     best: Judged | None = None
     for call in _VARIABLE_CALL.finditer(text):
-        silenced, variable_variable, name, rest = call.groups()
-        evidence = call.group(0)
-        before = text[max(0, call.start() - 2) : call.start()]
+        variable_variable, name, rest = call.groups()
+        silenced = text[call.start() - 1 : call.start()] == "@"
+        start = call.start() - 1 if silenced else call.start()
+        evidence = text[start : call.end()]
+        before = text[max(0, start - 2) : start]
         obfuscated = (
             silenced
             or variable_variable
@@ -244,12 +248,22 @@ def judge_variable_call(text: str) -> Judged | None:
             or name == "GLOBALS"
             or before.endswith("::")
             or before.endswith(".")
-            or text[call.end() :].split(")", 1)[-1].lstrip().startswith(".$")
+            or _concatenated_after(text, call.end())
         )
         if obfuscated:
             return ("variable function call", evidence, False)
         best = best or ("variable function call", evidence, True)
     return best
+
+
+def _concatenated_after(text: str, end: int) -> bool:
+    """True when ``.$`` follows the arguments of the call whose ``(`` ends at ``end``
+    (``$f($x) . $y``), found without copying the rest of a long value."""
+    close = text.find(")", end)
+    after = close + 1 if close >= 0 else end
+    while after < len(text) and text[after].isspace():
+        after += 1
+    return text.startswith(".$", after)
 
 
 _CAST: Final = re.compile(
