@@ -27,10 +27,11 @@ class Headers:
             index.setdefault(name.lower(), []).append(value)
         self._index = index
 
-    @classmethod
-    def from_raw(cls, raw: Iterable[tuple[bytes, bytes]]) -> Headers:
+    @staticmethod
+    def from_raw(raw: Iterable[tuple[bytes, bytes]]) -> Headers:
         """Build from the ``(name, value)`` byte pairs that servers such as ASGI give."""
-        return cls((n.decode("latin-1"), v.decode("latin-1")) for n, v in raw)
+        # a list, not a generator, and the class by name (compiled: a direct call)
+        return Headers([(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw])
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of ``name``, or ``default``."""
