@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
+import random
+
+import libinjection
 import pytest
 
+from apishield.checks import sqli
 from apishield.checks.sqli import break_out
 
 
@@ -54,3 +59,66 @@ def test_break_out_continues_the_query(text: str, kind: str) -> None:
 )
 def test_break_out_leaves_prose_and_code_alone(text: str) -> None:
     assert break_out(text) is None
+
+
+_SQL_PIECES = (
+    "'",
+    '"',
+    "`",
+    " ",
+    "1",
+    "=",
+    "or",
+    "and",
+    "union",
+    "select",
+    "--",
+    "#",
+    "/*",
+    "*/",
+    ";",
+    "(",
+    ")",
+    "id",
+    "from",
+    "users",
+    "sleep(5)",
+    "0x41",
+    "@@version",
+    "é",
+    "\u2019",
+    "\x00",
+    "like",
+    "null",
+    "||",
+    "admin",
+    "+",
+    ",",
+    "Mozilla/5.0 (X11; like Gecko)",
+)
+
+
+def test_bare_libinjection_call_agrees_with_the_binding() -> None:
+    """The direct C call gives libinjection's verdict on every kind of text."""
+    rng = random.Random(7)
+    flagged = 0
+    for _ in range(20_000):
+        text = "".join(rng.choice(_SQL_PIECES) for _ in range(rng.randint(1, 12)))
+        expected = bool(libinjection.is_sql_injection(text)["is_sqli"])
+        assert sqli._reads_as_sqli(text) is expected, text
+        flagged += expected
+    assert 1_000 < flagged < 19_000  # both verdicts were exercised
+
+
+def test_bare_libinjection_call_is_found() -> None:
+    assert sqli._libinjection_sqli() is not None
+
+
+def test_a_library_without_the_c_function_falls_back_to_the_binding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def missing(name: str) -> None:
+        raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setattr(ctypes, "PyDLL", missing)
+    assert sqli._libinjection_sqli() is None

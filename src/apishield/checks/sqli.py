@@ -17,8 +17,10 @@ U+2019, U+02BC) before SQL operators as quotes, since databases may fold them to
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final, NamedTuple
 
 import libinjection
@@ -387,13 +389,60 @@ def _semantic(text: str, quoted: bool) -> tuple[str, str, int] | None:
     into one: SQL text such as a search for a query; signatures judge what it does.
     Binary data decoded as text is no SQL at all.
     """
-    result = libinjection.is_sql_injection(text)
-    if result["is_sqli"] and not result["fingerprint"].startswith("E") and not _binary(text):
-        return _kind(result["fingerprint"]), _token_span(result, text), LIBINJECTION_SCORE
+    if _reads_as_sqli(text):
+        result = libinjection.is_sql_injection(text)
+        if not result["fingerprint"].startswith("E") and not _binary(text):
+            return _kind(result["fingerprint"]), _token_span(result, text), LIBINJECTION_SCORE
     breakout = break_out(text) if quoted else None
     if breakout is not None and not _binary(text):
         return breakout[0], breakout[1], BREAKOUT_SCORE
     return None
+
+
+def _libinjection_sqli() -> Callable[[bytes, int, Any], int] | None:
+    """libinjection's ``libinjection_sqli`` C function, or None if its library hides it.
+
+    The binding's ``is_sql_injection`` builds a dictionary per token on every call: on
+    a 100-character value that is three times the work of the C function itself. Most
+    values libinjection sees are clean, so they get the bare function (from the same
+    library, which exports it); only a value it flags goes through the binding, for
+    the fingerprint and tokens. ``PyDLL`` keeps the GIL (the function is short).
+    """
+    try:
+        function = ctypes.PyDLL(libinjection.__file__).libinjection_sqli
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = (ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p)
+    function.restype = ctypes.c_int
+    return function
+
+
+_LIBINJECTION_SQLI: Final = _libinjection_sqli()
+# The fingerprint the bare function writes: never read (the binding reports it), so
+# threads may share it.
+_SCRATCH: Final = ctypes.create_string_buffer(8)
+
+
+def _reads_as_sqli(text: str) -> bool:
+    """libinjection's verdict on ``text``; remembered for short texts, see below."""
+    if len(text) <= _REMEMBERED_CHARS:
+        return _remembered_verdict(text)
+    return _verdict(text)
+
+
+def _verdict(text: str) -> bool:
+    """libinjection's verdict on ``text`` (encoded as UTF-8, like the binding does)."""
+    function = _LIBINJECTION_SQLI
+    if function is None:
+        return bool(libinjection.is_sql_injection(text)["is_sqli"])
+    data = text.encode("utf-8")
+    return function(data, len(data), _SCRATCH) != 0
+
+
+# The verdict depends on the text alone, and the same texts come back request after
+# request: every browser's User-Agent says "like Gecko", which passes the gate.
+_REMEMBERED_CHARS: Final = 512
+_remembered_verdict: Final = functools.lru_cache(maxsize=2048)(_verdict)
 
 
 def _binary(text: str) -> bool:
