@@ -19,7 +19,7 @@ import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, NamedTuple
+from typing import Final
 
 from apishield.checks import ValueCheck, register, word_set
 from apishield.findings import Finding
@@ -283,21 +283,30 @@ def _analyse_near(text: str, hits: Sequence[Hit]) -> Judgement | None:
 
 # -- the shell reading -------------------------------------------------------------------
 
-_WRITTEN_NEWLINE: Final = re.compile(r"(?:^|(?<=[;|&\s]))\\[nr]|\\[nr](?=[;|&\s]|$)")
+# Python's regex engine jumps straight to the places a match can start only when every
+# alternative begins with a literal character (or the pattern with one character class);
+# otherwise it tries every position of the text, several times slower. The patterns
+# searched over whole values are spelled that way: ``<\(|>\(``, not ``[<>]\(``.
+# A written \n or \r: after a separator (or first), or before one (or last).
+_WRITTEN_NEWLINE: Final = re.compile(r"\\(?:(?<![^;|&\s]\\)[nr]|[nr](?=[;|&\s]|$))")
 _IFS: Final = re.compile(r"\$\{?IFS\}?(?:\$\d)?", re.IGNORECASE)
+# A name (first, or after a separator), =, its value. Spelled without IGNORECASE so
+# that the search skips to letters: [a-z_] ignoring case also takes these four.
 _ASSIGNMENT: Final = re.compile(
-    r"(?:^|(?<=[;&|\s]))([a-z_]\w*)=((?:\\.|[^\s;&|`\\])*)", re.IGNORECASE
+    r"([A-Za-z_\u0130\u0131\u017f\u212a](?<![^;&|\s].)\w*)=((?:[^\s;&|`\\]+|\\.)*)"
 )
 _MAX_BRACES: Final = 4
 # Long values are read only around their gate hits: this much text before and after.
-_WINDOW_BEFORE, _WINDOW_AFTER, _MAX_WINDOWS = 64, 256, 16
+_WINDOW_BEFORE: Final = 64
+_WINDOW_AFTER: Final = 256
+_MAX_WINDOWS: Final = 16
 _LINE_ENDS: Final = frozenset(("", ";", "|", "||", "&", "&&"))
 _ESCAPED: Final = re.compile(r"\\(.)")
 _VARIABLE: Final = re.compile(r"\$\{([a-z_]\w*)\}|\$([a-z_]\w*)", re.IGNORECASE)
 _TRICK: Final = re.compile(
-    r"\$(?=['\"])|\$\{[^}\s]{0,20}\}|\$[@*#?!$\d_-]|\$\(\)|``|[<>]\(\)|['\"\\^]"
+    r"\$(?:(?=['\"])|\{[^}\s]{0,20}\}|[@*#?!$\d_-]|\(\))|``|<\(\)|>\(\)|'|\"|\\|\^"
 )
-_SPLIT: Final = re.compile(r"(;|\|\||\||&&|&|\n|\r|`|\$\(|[<>]\(|\(|\)|<<<|\{|\})")
+_SPLIT: Final = re.compile(r"(;|\|\||\||&&|&|\n|\r|`|\$\(|<\(|>\(|\(|\)|<<<|\{|\})")
 _BRACE: Final = re.compile(r"\{([^{}\s,]*(?:,[^{}\s,]*)+)\}")
 _SPACE: Final = re.compile(r"\s")
 _ONE_CHAR_CLASS: Final = re.compile(r"\[([^\]!^])\]")
@@ -321,8 +330,8 @@ _ALIAS: Final = re.compile(
 _KEY_VALUE: Final = re.compile(r"[\w.\[\]-]+=(?=\S)")
 _ALNUM: Final = re.compile(r"[a-z0-9]")
 _PROSE_WORDS: Final = 3  # plain words after a command name on a new line: a sentence, not arguments
-_TRICK_CHAR: Final = re.compile(r"['\"\\`^]|\$.|[<>]\(")
-_WRITTEN_SPLIT: Final = re.compile(r"[\s;|&{}+]+")
+_TRICK_CHAR: Final = re.compile(r"'|\"|\\|`|\^|\$.|<\(|>\(")
+_WRITTEN_SPLIT: Final = re.compile(r"[\s;|&{}+][\s;|&{}+]*")
 _BRACE_COMMAND: Final = re.compile(r"(?:^|[;&|\n`(])\s*([^\s{]*\{[^{}\s,]*(?:,[^{}\s,]*)+\}\S*)")
 _COMPILER_WRAPPER: Final = re.compile(r"-wrapper\s+(?:/\S*/)?(?:sh|bash|dash|zsh|ksh),-c\b")
 _WRAPPER_OPTION: Final = re.compile(r"-[\w-]+|\d+[smhd]?")
@@ -330,16 +339,24 @@ _SHELL_VARIABLE: Final = re.compile(r"\$\{?SHELL\}?\s+-c\b")
 _DEV_TCP: Final = re.compile(r"/dev/(?:tcp|udp)/\S+")
 _GLOB_PATH: Final = re.compile(r"/[^\s;|&`'\"<>(){}]*")
 _BRACKET_SET: Final = re.compile(r"\[[^\]]*\]")
+_GLOB_START: Final = re.compile(r"[?*\[]")
 
 
-class _Command(NamedTuple):
-    """One simple command: its words, what came before it, and its raw text."""
+class _Command:
+    """One simple command: its words, what came before it, and its raw text.
 
-    words: tuple[str, ...]
-    after: str  # the separator before it; "" at the start of the value
-    raw: str
-    then: str  # the separator after it
-    rest: str  # every separator after it, up to the next command
+    A plain class, not a NamedTuple: compiled, it is made without a Python-level
+    ``__new__`` (a value can hold hundreds of commands).
+    """
+
+    __slots__ = ("after", "raw", "rest", "then", "words")
+
+    def __init__(self, words: tuple[str, ...], after: str, raw: str, then: str) -> None:
+        self.words = words
+        self.after = after  # the separator before it; "" at the start of the value
+        self.raw = raw
+        self.then = then  # the separator after it
+        self.rest = then  # every separator after it, up to the next command
 
 
 def analyse(text: str) -> Judgement | None:
@@ -405,22 +422,30 @@ def _special_forms(text: str, unquoted: str) -> Judgement | None:
 
 def _glob_target(path: str) -> str | None:
     """The sensitive file or binary that the glob ``path`` names, if any."""
-    if not any(c in path for c in _GLOB_CHARS):
-        return None
     pattern = path.lower().replace("[?]", "?")
+    glob = _GLOB_START.search(pattern)
+    if glob is None:
+        return None
     depth = _BRACKET_SET.sub("x", pattern).count("/")  # slashes in [...] do not count
-    return next(
-        (p for p in _SENSITIVE_PATHS if p.count("/") == depth and fnmatch.fnmatchcase(p, pattern)),
-        None,
-    )
+    # What comes before the first glob character is literal: a cheap test that spares
+    # compiling the glob (fnmatch) for paths such as "/search?q=..."
+    literal = pattern[: glob.start()]
+    for sensitive in _SENSITIVE_PATHS:
+        if (
+            sensitive.startswith(literal)
+            and sensitive.count("/") == depth
+            and fnmatch.fnmatchcase(sensitive, pattern)
+        ):
+            return sensitive
+    return None
 
 
 def _unquote(text: str) -> str:
     """``text`` with variables substituted (unset ones empty) and quoting tricks removed."""
     text = _IFS.sub(" ", text)
-    variables = (
+    variables = (  # only a $ reads them
         {m.group(1): _ESCAPED.sub(r"\1", m.group(2)) for m in _ASSIGNMENT.finditer(text)}
-        if "=" in text
+        if "=" in text and "$" in text
         else None
     )
     if variables:
@@ -431,6 +456,8 @@ def _unquote(text: str) -> str:
 def _tricked_words(text: str) -> frozenset[str]:
     """The words of ``text`` that hide a quote, escape or expansion after their first letter,
     as a shell reads them (``c'a't`` → ``cat``, ``ping$()`` → ``ping``)."""
+    if _TRICK_CHAR.search(text) is None:
+        return frozenset()  # no word of it hides one
     return frozenset(
         _base(_VARIABLE.sub("", _clean_word(word)))
         for word in _WRITTEN_SPLIT.split(text.lower())
@@ -483,10 +510,9 @@ def _commands(text: str) -> list[_Command]:
         raw = parts[index]
         then = parts[index + 1] if index + 1 < len(parts) else ""
         if raw.strip():
-            commands.append(_Command(tuple(raw.split()), after, raw, then, then))
+            commands.append(_Command(tuple(raw.split()), after, raw, then))
         elif commands:
-            last = commands[-1]
-            commands[-1] = last._replace(rest=last.rest + then)
+            commands[-1].rest += then
         after = then or after
     return commands
 
