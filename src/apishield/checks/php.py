@@ -270,7 +270,9 @@ _CAST: Final = re.compile(
     r"\(\s*(?:string|int|integer|array|object|bool|float)\s*\)", re.IGNORECASE
 )
 _INDEX: Final = re.compile(r"\[\s*\d+\s*\]|\{\s*\d+\s*\}")
-_COMMENTS: Final = re.compile(r"/\*.*?\*/|(?://|#)[^\n]*(?:\n|$)", re.DOTALL)
+# Every alternative starts with a literal (and \s\s*, not \s+, below): the regex engine
+# then skips to where a match can start (see cmdi's shell-reading patterns).
+_COMMENTS: Final = re.compile(r"/\*.*?\*/|//[^\n]*(?:\n|$)|#[^\n]*(?:\n|$)", re.DOTALL)
 _DEFINE: Final = re.compile(r"define\s*\(\s*['\"](\w+)['\"]\s*,([^;]*)\)\s*;", re.IGNORECASE)
 _ASSIGN: Final = re.compile(r"(\$\w+)\s*=\s*([^;=]*);")
 _NOT_NAME: Final = re.compile(r"[^\w$]+")
@@ -297,7 +299,7 @@ def judge_built_callee(text: str) -> Judged | None:
 _MAX_CALL_SITES: Final = 1024
 _MAX_ATOMS: Final = 8
 _MAX_WORD: Final = 64
-_SPACES: Final = re.compile(r"\s+")
+_SPACES: Final = re.compile(r"\s\s*")
 _BRACKETS: Final = re.compile(r"[()\[\]{}]")
 _NAME_SEPARATORS: Final = re.compile(r"[-_.]")
 _OPENING: Final = {")": "(", "]": "[", "}": "{"}
