@@ -1,9 +1,9 @@
-"""Build apishield, compiling the engine's per-request modules to C with mypyc.
+"""Build apishield, compiling the per-request modules to C with mypyc.
 
-The modules in :data:`COMPILED` (the engine, normalisation, parsers and every built-in
-check) run for every request; compiled, the same typed Python runs faster
-(``docs/RATIONALE.md`` has the measurements). Everything else stays plain Python, and
-so does everything when:
+The modules in :data:`COMPILED` (the engine, normalisation, parsers, every built-in
+check, and the proxy's client and upstream connections) run for every request;
+compiled, the same typed Python runs faster (``docs/RATIONALE.md`` has the
+measurements). Everything else stays plain Python, and so does everything when:
 
 - ``APISHIELD_PURE=1`` is set (the development install does this: an editable install
   would otherwise leave compiled modules beside the sources, shadowing later edits);
@@ -26,6 +26,8 @@ from setuptools import Extension, setup
 SOURCES = Path(__file__).resolve().parent / "src"
 COMPILED = sorted(
     [
+        "apishield/adapters/proxy.py",
+        "apishield/adapters/upstream.py",
         "apishield/context.py",
         "apishield/engine.py",
         "apishield/findings.py",

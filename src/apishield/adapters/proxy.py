@@ -34,7 +34,7 @@ import signal
 import ssl
 from collections import deque
 from http import HTTPStatus
-from typing import cast
+from typing import Any, cast
 
 import httptools
 
@@ -864,7 +864,8 @@ class ProxyServer:
             reuse_port=self.reuse_port or None,
             backlog=2048,
         )
-        self.port = self._server.sockets[0].getsockname()[1]
+        sockets = cast(Any, self._server).sockets  # a list under uvloop, a tuple per typeshed
+        self.port = sockets[0].getsockname()[1]
         if self.poll_interval is not None and self.holder.path is not None:
             self._poller = self._loop.call_later(self.poll_interval, self._poll_policy)
 

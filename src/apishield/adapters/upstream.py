@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import httptools
 
@@ -225,7 +225,8 @@ class UpstreamPool:
 
     def __init__(self, upstream: Upstream) -> None:
         self.config = upstream
-        url = httptools.parse_url(upstream.url.encode("latin-1"))
+        # Any: its fields are None when absent, whatever the stubs say (compiled code checks)
+        url: Any = httptools.parse_url(upstream.url.encode("latin-1"))
         self.https = url.schema == b"https"
         self.host = url.host.decode("idna")
         self.port = url.port or (443 if self.https else 80)
