@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-build/compiled}
 . scripts/venv.sh
-rm -rf build/wheel "${dir}"
+# setuptools keeps mypyc's C files and objects in build/: after the list of compiled
+# modules changes they would link a stale shared module, so every build starts clean
+rm -rf build/wheel "${dir}" build/lib.* build/temp.* build/bdist.* build/__native* build/apishield
 .venv/bin/python -m pip wheel -q --disable-pip-version-check --no-deps . -w build/wheel
 mkdir -p "${dir}"
 .venv/bin/python -m zipfile -e build/wheel/apishield-*.whl "${dir}"
