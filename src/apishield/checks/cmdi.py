@@ -319,7 +319,6 @@ _SHELL_ARG: Final = re.compile(
 _FUNCTION: Final = re.compile(r"(?<![\w:.])([\w:.]+)\s*\(\s*\)\s*\{(.*?)\}", re.DOTALL)
 # What every function definition holds, with a literal first character: searched first.
 _FUNCTION_BODY: Final = re.compile(r"\(\s*\)\s*\{")
-_GLOB_CHARS: Final = "?*["
 _ASSIGNMENT_WORD: Final = re.compile(r"[a-z_]\w*=", re.IGNORECASE)
 # Words repeat across commands, readings and values: their cleaned forms and names are
 # remembered (pure functions of the word).
@@ -339,7 +338,7 @@ _SHELL_VARIABLE: Final = re.compile(r"\$\{?SHELL\}?\s+-c\b")
 _DEV_TCP: Final = re.compile(r"/dev/(?:tcp|udp)/\S+")
 _GLOB_PATH: Final = re.compile(r"/[^\s;|&`'\"<>(){}]*")
 _BRACKET_SET: Final = re.compile(r"\[[^\]]*\]")
-_GLOB_START: Final = re.compile(r"[?*\[]")
+_GLOB_START: Final = re.compile(r"[?*\[]")  # a character that makes a path a glob
 
 
 class _Command:
@@ -411,7 +410,7 @@ def _special_forms(text: str, unquoted: str) -> Judgement | None:
     reverse = _DEV_TCP.search(resolved)
     if reverse is not None:
         return Judgement("reverse shell", reverse.group(0), 95)
-    if not any(c in resolved for c in _GLOB_CHARS):
+    if _GLOB_START.search(resolved) is None:
         return None
     for path in _GLOB_PATH.finditer(resolved):
         sensitive = _glob_target(path.group(0))
