@@ -9,11 +9,12 @@ import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -630,3 +631,201 @@ def test_broken_upstream_response_gives_502(loop_thread: LoopThread) -> None:
     with scripted_upstream(broken) as scripted, proxy_for(loop_thread, scripted) as base:
         response = httpx.get(base + "/")
     assert response.status_code == 502
+
+
+# -- connection lifecycles: reuse, retry, pipelining, clients that leave --------------
+
+_OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+def _read_head(conn: socket.socket) -> bytes:
+    """Read one request head (no body); b"" when the peer closed first."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return b""
+        data += chunk
+    return data
+
+
+@contextmanager
+def upstream_by_connection(*handlers: Callable[[socket.socket], None]) -> Iterator[str]:
+    """The n-th connection accepted is served by the n-th handler, in its own thread."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    workers: list[threading.Thread] = []
+
+    def run(handler: Callable[[socket.socket], None], conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(10)
+            handler(conn)
+
+    def accept() -> None:
+        with listener:
+            for handler in handlers:
+                conn, _ = listener.accept()
+                worker = threading.Thread(target=run, args=(handler, conn), daemon=True)
+                worker.start()
+                workers.append(worker)
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    acceptor.join(5)
+    for worker in workers:
+        worker.join(5)
+
+
+class ResponseReader:
+    """Reads responses with a Content-Length off one socket, keeping what follows."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(65536)
+        assert chunk, "the proxy closed the connection"
+        self.buffer += chunk
+
+    def head(self) -> bytes:
+        while b"\r\n\r\n" not in self.buffer:
+            self._fill()
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        return head
+
+    def response(self) -> tuple[bytes, bytes]:
+        head = self.head()
+        length = next(
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length")
+        )
+        while len(self.buffer) < length:
+            self._fill()
+        body, self.buffer = self.buffer[:length], self.buffer[length:]
+        return head, body
+
+
+def test_a_stale_keep_alive_connection_is_retried_on_a_fresh_one(loop_thread: LoopThread) -> None:
+    def answer_then_close_unanswered(conn: socket.socket) -> None:
+        _read_head(conn)
+        conn.sendall(_OK)
+        _read_head(conn)  # the next request arrives; the connection closes unanswered
+
+    def answer(conn: socket.socket) -> None:
+        _read_head(conn)
+        conn.sendall(_OK)
+        _read_head(conn)  # until the proxy closes it
+
+    sink = CollectingSink()
+    with (
+        upstream_by_connection(answer_then_close_unanswered, answer) as url,
+        proxy_for(loop_thread, url, sink) as base,
+        httpx.Client(base_url=base) as client,
+    ):
+        assert [client.get("/a").status_code, client.post("/b", content=b"x").status_code] == [
+            200,
+            200,
+        ]
+    assert [e.status for e in sink.events] == [200, 200]
+
+
+def test_a_fresh_connection_that_fails_is_not_retried(loop_thread: LoopThread) -> None:
+    def close_unanswered(conn: socket.socket) -> None:
+        _read_head(conn)
+
+    sink = CollectingSink()
+    with (
+        upstream_by_connection(close_unanswered) as url,
+        proxy_for(loop_thread, url, sink) as base,
+    ):
+        response = httpx.get(base + "/x")
+    assert response.status_code == 502
+    assert "closed the connection" in response.json()["detail"]
+    assert [e.status for e in sink.events] == [502]
+
+
+def test_a_client_that_leaves_mid_exchange_drops_the_upstream_request(
+    loop_thread: LoopThread,
+) -> None:
+    received, dropped = threading.Event(), threading.Event()
+
+    def hold(conn: socket.socket) -> None:
+        _read_head(conn)
+        received.set()
+        if conn.recv(1) == b"":  # the proxy closes this connection: nobody waits for it
+            dropped.set()
+
+    def answer(conn: socket.socket) -> None:
+        _read_head(conn)
+        conn.sendall(_OK)
+        _read_head(conn)
+
+    sink = CollectingSink()
+    with (
+        upstream_by_connection(hold, answer) as url,
+        proxy_for(loop_thread, url, sink) as base,
+    ):
+        with socket.create_connection(("127.0.0.1", port_of(base)), timeout=5) as sock:
+            sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert received.wait(5)
+            # a reset, not a half-close (after which the client may still read an answer)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        assert dropped.wait(5)
+        _wait_until(lambda: len(sink.events) == 1)
+        assert sink.events[0].status == 499
+        assert httpx.get(base + "/next").content == b"ok"  # the proxy goes on serving
+    assert [e.status for e in sink.events] == [499, 200]
+
+
+def test_pipelined_requests_around_a_block_are_answered_in_order(
+    loop_thread: LoopThread, upstream: str
+) -> None:
+    sink = CollectingSink()
+    with (
+        proxy_for(loop_thread, upstream, sink) as base,
+        socket.create_connection(("127.0.0.1", port_of(base)), timeout=5) as sock,
+    ):
+        reader = ResponseReader(sock)
+        sock.sendall(
+            b"GET /before HTTP/1.1\r\nHost: x\r\n\r\n"
+            + f"GET {ATTACK} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+            + b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        answers = [reader.response() for _ in range(3)]
+    assert [head.split(b" ")[1] for head, _ in answers] == [b"200", b"403", b"200"]
+    assert decode_echo(answers[0][1])["target"] == "/before"
+    assert decode_echo(answers[2][1])["target"] == "/after"
+    assert [e.verdict for e in sink.events] == ["allow", "block", "allow"]
+
+
+def test_expect_continue_is_answered_before_the_body(
+    loop_thread: LoopThread, upstream: str
+) -> None:
+    with (
+        proxy_for(loop_thread, upstream) as base,
+        socket.create_connection(("127.0.0.1", port_of(base)), timeout=5) as sock,
+    ):
+        reader = ResponseReader(sock)
+        sock.sendall(
+            b"POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+        )
+        assert reader.head() == b"HTTP/1.1 100 Continue"
+        sock.sendall(b"hello")
+        head, body = reader.response()
+    assert head.startswith(b"HTTP/1.1 200")
+    echoed = decode_echo(body)
+    assert echoed["body"] == b"hello"
+    assert "expect" not in {name.lower() for name, _ in echoed["headers"]}
+
+
+def test_a_large_response_streams_through_intact(loop_thread: LoopThread) -> None:
+    payload = bytes(range(256)) * 16384  # 4 MiB: the client side pauses the upstream
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(payload) + payload
+    with scripted_upstream(answer) as scripted, proxy_for(loop_thread, scripted) as base:
+        got = raw_exchange(port_of(base), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", close=True)
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and body == payload

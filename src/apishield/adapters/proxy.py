@@ -78,6 +78,7 @@ _FLUSH_BYTES = 65536
 _LINGER_SECONDS = 2.0
 _HEAD_SLACK = 4096
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_CLIENT_GONE = 499
 
 
 def _status_line(status: int, _cache: dict[int, bytes] = {}) -> bytes:  # noqa: B006
@@ -150,6 +151,7 @@ class _Exchange:
         "buffered",
         "chunked_out",
         "conn",
+        "done",
         "engine",
         "expected_body",
         "flushed",
@@ -164,6 +166,7 @@ class _Exchange:
         "pending_head",
         "rejection",
         "source",
+        "started",
         "status",
         "tx",
         "url",
@@ -192,32 +195,60 @@ class _Exchange:
         self.chunked_out = False
         self.buffered: list[bytes] | None = None
         self.pending_head: tuple[int, list[tuple[bytes, bytes]], bool] | None = None
+        self.started = 0.0
+        self.done = False
 
     # -- running the exchange -----------------------------------------------------
 
-    async def run(self) -> bool:
-        """Answer the request; True when the connection may carry another one."""
-        upstream_ms: float | None = None
+    def start(self) -> None:
+        """Answer the request: at once, or when the upstream's response is done."""
         try:
             if self.rejection is not None:
                 self._reply_rejection(self.rejection)
-                return False
-            assert self.tx is not None
-            verdict = self.tx.request_body(b"".join(self.body_parts))
+                self._finish(keep=False)
+                return
+            tx = self.tx
+            assert tx is not None
+            verdict = tx.request_body(b"".join(self.body_parts))
             if verdict is not None and verdict.interrupts:
                 self._reply_verdict(verdict)
-                return self.keep_alive and not self.expected_body_unread
-            upstream_ms = await self._forward(self.tx)
-            return self.keep_alive
+                self._finish(keep=self.keep_alive and not self.expected_body_unread)
+                return
+            self._forward(tx)
         except Exception:
             log.exception("proxy: unexpected error while handling a request")
-            if not self.flushed:
-                self.out.clear()
-                self.status = 500
-                self.conn.write(_problem(500, self._internal_error_body(), close=True))
-            return False
-        finally:
-            self._record(upstream_ms)
+            self._fail()
+
+    def abandon(self) -> None:
+        """The client is gone: drop the upstream side and record what happened.
+
+        The event's status is 499 (nginx's "client closed request") unless a response
+        had begun.
+        """
+        if self.done:
+            return
+        if self.source is not None:
+            self.source.drop()
+        self.done = True
+        if self.status == 0:
+            self.status = _CLIENT_GONE
+        self._record(None)
+
+    def _finish(self, *, keep: bool, upstream_ms: float | None = None) -> None:
+        """Record the event and hand the connection on (``keep``: to the next request)."""
+        if self.done:
+            return
+        self.done = True
+        self._record(upstream_ms)
+        self.conn.exchange_finished(keep)
+
+    def _fail(self, upstream_ms: float | None = None) -> None:
+        """Answer 500 (unless part of the response is out) and close."""
+        if not self.flushed:
+            self.out.clear()
+            self.status = 500
+            self.conn.write(_problem(500, self._internal_error_body(), close=True))
+        self._finish(keep=False, upstream_ms=upstream_ms)
 
     @property
     def expected_body_unread(self) -> bool:
@@ -234,10 +265,14 @@ class _Exchange:
 
     def _record(self, upstream_ms: float | None) -> None:
         server = self.conn.server
-        tx = self._transaction()
-        if self.rejection is not None:
-            self._reject(tx, self.rejection)
-        event = tx.finish(status=self.status, upstream_ms=upstream_ms)
+        try:
+            tx = self._transaction()
+            if self.rejection is not None:
+                self._reject(tx, self.rejection)
+            event = tx.finish(status=self.status, upstream_ms=upstream_ms)
+        except Exception:
+            log.exception("proxy: recording a request failed")
+            return
         if server.sinks is not None and (
             event.verdict != "allow" or self.engine.policy.events.record == "all"
         ):
@@ -288,31 +323,18 @@ class _Exchange:
 
     # -- forwarding -----------------------------------------------------------------
 
-    async def _forward(self, tx: Transaction) -> float | None:
+    def _forward(self, tx: Transaction) -> None:
         pool = self.conn.server.pool_for(self.engine, tx)
         if pool is None:
             self._reply_upstream_error(tx, UpstreamError("no upstream is configured"))
-            return None
+            self._finish(keep=self.keep_alive)
+            return
         body = tx.request.body
         head = self._upstream_head(pool.prefix, len(body))
-        loop = self.conn.loop
         if self.engine.wants_response_body:
             self.buffered = []
-        started = loop.time()
-        try:
-            await pool.request(head, body, self, head_request=self.method == b"HEAD")
-        except UpstreamError as exc:
-            if self.flushed:
-                self.conn.abort()
-            else:
-                self.out.clear()
-                self._reply_upstream_error(tx, exc)
-            return (loop.time() - started) * 1000.0
-        finally:
-            self.source = None
-        upstream_ms = (loop.time() - started) * 1000.0
-        self._end_response(tx)
-        return upstream_ms
+        self.started = self.conn.loop.time()
+        pool.request(head, body, self, head_request=self.method == b"HEAD")
 
     def _upstream_head(self, prefix: bytes, length: int) -> bytes:
         conn = self.conn
@@ -355,6 +377,8 @@ class _Exchange:
     ) -> bool:
         """Check the head with the engine; False drops the rest of the upstream response."""
         assert self.tx is not None
+        if self.done:
+            return False  # the client went away while the connection was opened
         self.status = status
         verdict = self.tx.response_headers(Response(status, Headers.from_raw(headers)))
         if verdict is not None and verdict.interrupts:
@@ -396,6 +420,28 @@ class _Exchange:
         self._push(self._client_head(status, headers, self._framing()))
         for chunk in chunks:
             self.response_body(chunk)
+
+    def response_done(self, error: UpstreamError | None) -> None:
+        """The upstream exchange is over: finish the response and hand the connection on."""
+        self.source = None
+        if self.done:
+            return  # the client went away meanwhile
+        upstream_ms = (self.conn.loop.time() - self.started) * 1000.0
+        try:
+            tx = self.tx
+            assert tx is not None
+            if error is None:
+                self._end_response(tx)
+            elif self.flushed:
+                self.conn.abort()
+            else:
+                self.out.clear()
+                self._reply_upstream_error(tx, error)
+        except Exception:
+            log.exception("proxy: unexpected error while finishing a response")
+            self._fail(upstream_ms)
+            return
+        self._finish(keep=self.keep_alive, upstream_ms=upstream_ms)
 
     def _end_response(self, tx: Transaction) -> None:
         if self.buffered is not None and self.pending_head is not None:
@@ -466,7 +512,9 @@ class _ClientConnection(asyncio.Protocol):
         self.current: _Exchange | None = None
         self.active: _Exchange | None = None
         self.queue: deque[_Exchange] = deque()
-        self.task: asyncio.Task[None] | None = None
+        self.parsing = False  # inside the parser: exchanges wait until it returns
+        self.running = False  # inside _run_queue
+        self.ended = False  # closing: no further request is answered
         self.stop_reason: _Rejection | None = None
         self.stopped = False
         self.head_seen = 0
@@ -498,17 +546,19 @@ class _ClientConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         self.dead = True
+        self.ended = True
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        if self.task is not None:
-            self.task.cancel()
+        active, self.active = self.active, None
+        if active is not None:
+            active.abandon()
         self.server.connection_closed(self)
 
     def eof_received(self) -> bool | None:
         """The client half-closed: finish what it sent, then close."""
         self.closing = True
-        if self.task is None or self.server.tls is not None:
+        if self.idle or self.server.tls is not None:
             return None  # close now (TLS cannot stay half-open)
         return True
 
@@ -525,19 +575,25 @@ class _ClientConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.dead:
             return  # a rejection was answered; the rest is discarded until the close
+        self.parsing = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
+            self.parsing = False
             self.parser = httptools.HttpRequestParser(self)  # upgrades are not supported
             rest = data[upgrade.args[0] :]
             if rest:
                 self.data_received(rest)
+            else:
+                self._run_queue()
             return
         except httptools.HttpParserError as exc:
+            self.parsing = False
             if not self.stopped:
                 self.stop_reason = _malformed(f"malformed HTTP request: {exc}")
             self._reject(self.stop_reason)
             return
+        self.parsing = False
         current = self.current
         if current is not None and not current.head_done:
             self.head_seen += len(data)
@@ -547,6 +603,7 @@ class _ClientConnection(asyncio.Protocol):
         if len(self.queue) >= _PIPELINE_DEPTH and self.transport is not None:
             self.reading_paused = True
             self.transport.pause_reading()
+        self._run_queue()
 
     # -- llhttp callbacks -----------------------------------------------------------
 
@@ -665,7 +722,7 @@ class _ClientConnection(asyncio.Protocol):
             if verdict is not None and verdict.interrupts:
                 self._stop(None)  # answer now, without reading (or inviting) the body
         self._set_deadline(self.server.timeouts.body_read, "body")
-        if self.task is None and self._expects_continue(current):
+        if self.idle and self._expects_continue(current):
             self.write(_CONTINUE)
 
     @staticmethod
@@ -716,29 +773,41 @@ class _ClientConnection(asyncio.Protocol):
         current.keep_alive = False
         self._enqueue(current)
 
+    @property
+    def idle(self) -> bool:
+        """True when no parsed request is waiting or being answered."""
+        return self.active is None and not self.queue
+
     def _enqueue(self, exchange: _Exchange) -> None:
         self.queue.append(exchange)
-        if self.task is None:
-            self.task = self.loop.create_task(self._drain())
+        if not self.parsing:
+            self._run_queue()
 
-    async def _drain(self) -> None:
+    def _run_queue(self) -> None:
+        """Start the queued exchanges in order until one waits for its upstream."""
+        if self.running:
+            return  # an exchange that finished at once: the loop below goes on
+        self.running = True
         try:
-            while self.queue:
-                exchange = self.queue.popleft()
-                self.active = exchange
-                keep = await exchange.run()
-                self.active = None
-                if not keep or self.closing or self.closed:
-                    self._close(linger=self.dead)
-                    return
+            while self.active is None and self.queue and not self.ended:
+                exchange = self.active = self.queue.popleft()
+                exchange.start()
+        finally:
+            self.running = False
+        if self.active is None and not self.ended:
             if self.reading_paused and self.transport is not None:
                 self.reading_paused = False
                 self.transport.resume_reading()
             if self.current is None:
                 self._set_deadline(self.server.timeouts.idle, "idle")
-        finally:
-            self.active = None
-            self.task = None
+
+    def exchange_finished(self, keep: bool) -> None:
+        """The active exchange has answered: close, or go on with the next request."""
+        self.active = None
+        if not keep or self.closing or self.closed:
+            self._close(linger=self.dead)
+        else:
+            self._run_queue()
 
     def write(self, data: bytes) -> None:
         """Send to the client, unless it is gone."""
@@ -753,6 +822,7 @@ class _ClientConnection(asyncio.Protocol):
 
     def _close(self, *, linger: bool) -> None:
         """Close; with ``linger``, half-close first so the client can read our answer."""
+        self.ended = True
         transport = self.transport
         if transport is None:
             return
@@ -766,7 +836,7 @@ class _ClientConnection(asyncio.Protocol):
     def shutdown(self) -> None:
         """Graceful stop: close when idle, else after the response in progress."""
         self.closing = True
-        if self.task is None and self.current is None:
+        if self.idle and self.current is None:
             self._close(linger=False)
 
     # -- timeouts -----------------------------------------------------------------------
@@ -793,7 +863,7 @@ class _ClientConnection(asyncio.Protocol):
         self.deadline = None
         if self.deadline_kind in ("idle", "linger") or (
             self.current is None
-            and self.task is None
+            and self.idle
             and self.deadline_kind == "header"
             and self.head_seen == 0
         ):

@@ -2,9 +2,11 @@
 
 One :class:`UpstreamPool` per configured upstream keeps idle keep-alive connections.
 A request is written in one go (the proxy has already buffered the body) and the
-response is pushed, as it is parsed, to a :class:`ResponseHandler`: no coroutine or
-task per chunk, and back-pressure from the client side pauses the upstream socket.
-Interim (1xx) responses are dropped; HEAD responses end at their head.
+response is pushed, as it is parsed, to a :class:`ResponseHandler`, whose
+``response_done`` ends the exchange. Nothing is awaited on a reused connection: no
+task, coroutine or future per request; only opening a new connection runs a task.
+Back-pressure from the client side pauses the upstream socket. Interim (1xx)
+responses are dropped; HEAD responses end at their head.
 """
 
 from __future__ import annotations
@@ -37,50 +39,64 @@ class ResponseHandler(Protocol):
     def response_body(self, chunk: bytes) -> bool:
         """A piece of the (de-chunked) body; returning False abandons the rest."""
 
+    def response_done(self, error: UpstreamError | None) -> None:
+        """The exchange is over: the response was handed over (``None``) or failed.
+
+        Called exactly once per request, and it must not raise.
+        """
+
+
+class _Request:
+    """What a request needs to be sent again on a fresh connection."""
+
+    __slots__ = ("body", "data", "handler", "head_request")
+
+    def __init__(
+        self, data: bytes, body: bytes, handler: ResponseHandler, head_request: bool
+    ) -> None:
+        self.data = data
+        self.body = body
+        self.handler = handler
+        self.head_request = head_request
+
 
 class UpstreamConnection(asyncio.Protocol):
     """One connection to an upstream; carries one exchange at a time."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, read_timeout: float) -> None:
+    def __init__(self, pool: UpstreamPool, loop: asyncio.AbstractEventLoop) -> None:
+        self._pool = pool
         self._loop = loop
-        self._read_timeout = read_timeout
+        self._read_timeout = pool.config.read_timeout
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
-        self._handler: ResponseHandler | None = None
-        self._done: asyncio.Future[None] | None = None
+        self._request: _Request | None = None  # the exchange in flight
         self._headers: list[tuple[bytes, bytes]] = []
-        self._head_request = False
         self._interim = False
         self._until_close = False
         self._stale_parser = False
+        self._deadline = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._paused = False
-        self._last_activity = 0.0
+        self.reused = False
         self.received_any = False
         self.reusable = True
 
     # -- the exchange ------------------------------------------------------------
 
-    def send(
-        self, data: bytes, body: bytes, handler: ResponseHandler, *, head_request: bool
-    ) -> asyncio.Future[None]:
-        """Write a request; the future completes when its response has been handed over."""
+    def send(self, request: _Request) -> None:
+        """Write a request; its handler hears of the response and of the end."""
         assert self._transport is not None
-        self._handler = handler
-        handler.attach(self)
-        self._head_request = head_request
+        self._request = request
+        request.handler.attach(self)
         self._until_close = False
         self.received_any = False
-        self._done = self._loop.create_future()
-        self._last_activity = self._loop.time()
-        self._timer = self._loop.call_at(
-            self._last_activity + self._read_timeout, self._check_timeout
-        )
-        if len(body) < 65536:
-            self._transport.write(data + body)
+        self._deadline = self._loop.time() + self._read_timeout
+        if self._timer is None:  # else the running timer moves on to the new deadline
+            self._timer = self._loop.call_at(self._deadline, self._check_timeout)
+        if len(request.body) < 65536:
+            self._transport.write(request.data + request.body)
         else:
-            self._transport.writelines((data, body))
-        return self._done
+            self._transport.writelines((request.data, request.body))
 
     def pause(self) -> None:
         """Stop reading the upstream (the client cannot take more yet)."""
@@ -94,6 +110,11 @@ class UpstreamConnection(asyncio.Protocol):
             self._paused = False
             self._transport.resume_reading()
 
+    def drop(self) -> None:
+        """Close without a word to the handler of the exchange in flight (it is gone)."""
+        self._request = None
+        self.close()
+
     def close(self) -> None:
         """Drop the connection (idle or not); an exchange in flight fails."""
         self.reusable = False
@@ -106,34 +127,30 @@ class UpstreamConnection(asyncio.Protocol):
         return self._transport is None or self._transport.is_closing() or not self.reusable
 
     def _finish(self, error: UpstreamError | None = None) -> None:
-        done, self._done, self._handler = self._done, None, None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        request, self._request = self._request, None
+        if request is None:
+            return
         if error is not None:
             self.close()
         elif self._paused:
             self.resume()
-        if done is not None and not done.done():
-            if error is None:
-                done.set_result(None)
-            else:
-                done.set_exception(error)
+        self._pool.exchange_done(self, request, error)
 
     def _abandon(self) -> None:
         """The handler wants no more of this response: end the exchange, drop the socket."""
+        self.reusable = False
         self._finish()
         self.close()
 
     def _check_timeout(self) -> None:
+        """One lazily re-armed timer per connection serves every read deadline."""
         self._timer = None
-        if self._done is None:
-            return
-        deadline = self._last_activity + self._read_timeout
-        if self._loop.time() >= deadline:
+        if self._request is None or self._transport is None:
+            return  # idle: the next request arms it again
+        if self._loop.time() >= self._deadline:
             self._finish(UpstreamTimeout(f"no response data within {self._read_timeout:g} s"))
         else:
-            self._timer = self._loop.call_at(deadline, self._check_timeout)
+            self._timer = self._loop.call_at(self._deadline, self._check_timeout)
 
     # -- asyncio.Protocol --------------------------------------------------------
 
@@ -143,19 +160,22 @@ class UpstreamConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
         self.reusable = False
-        if self._done is None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._request is None:
             return
-        if self._until_close and self._handler is not None:
+        if self._until_close:
             self._finish()
         else:
             self._finish(UpstreamError("the upstream closed the connection"))
 
     def data_received(self, data: bytes) -> None:
-        if self._done is None:
+        if self._request is None:
             self.close()  # unsolicited bytes: the connection is out of step
             return
         self.received_any = True
-        self._last_activity = self._loop.time()
+        self._deadline = self._loop.time() + self._read_timeout
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -174,8 +194,8 @@ class UpstreamConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         status: int = self._parser.get_status_code()
-        handler = self._handler
-        if handler is None:
+        request = self._request
+        if request is None:
             self.close()
             return
         if 100 <= status < 200:
@@ -193,27 +213,28 @@ class UpstreamConnection(asyncio.Protocol):
             elif lower == b"transfer-encoding":
                 chunked = True
         length_known = length is not None
-        bodyless = self._head_request or status in (204, 304)
+        bodyless = request.head_request or status in (204, 304)
         self._until_close = not (length_known or chunked or bodyless)
         if status in (204, 304) and (chunked or length not in (None, b"0")):
             self.reusable = False  # it may send the body it announced anyway
-        if not handler.response_head(status, headers, length_known or bodyless):
+        if not request.handler.response_head(status, headers, length_known or bodyless):
             self._abandon()
-        elif self._head_request:
+        elif request.head_request:
             self._stale_parser = True  # llhttp would wait for the announced body
             self._finish()
 
     def on_body(self, body: bytes) -> None:
-        if self._handler is None:
+        request = self._request
+        if request is None:
             self.close()
-        elif not self._interim and not self._handler.response_body(body):
+        elif not self._interim and not request.handler.response_body(body):
             self._abandon()
 
     def on_message_complete(self) -> None:
         if self._interim:
             self._interim = False
             return
-        if self._handler is None:
+        if self._request is None:
             return
         if not self._parser.should_keep_alive():
             self.reusable = False
@@ -233,42 +254,35 @@ class UpstreamPool:
         self.prefix: bytes = (url.path or b"").rstrip(b"/")
         self._ssl = ssl.create_default_context() if self.https else None
         self._idle: deque[UpstreamConnection] = deque()
+        self._opening: set[asyncio.Task[None]] = set()
+        self._closed = False
 
-    async def request(
+    def request(
         self, data: bytes, body: bytes, handler: ResponseHandler, *, head_request: bool
     ) -> None:
-        """Send one request and hand its response to ``handler``.
+        """Send one request; ``handler`` gets its response, then ``response_done``.
 
         A reused keep-alive connection that dies before any response byte (the
         upstream closed it while idle) is retried once on a fresh connection.
         """
+        request = _Request(data, body, handler, head_request)
         conn = self._take_idle()
-        if conn is not None:
-            try:
-                await self._exchange(conn, data, body, handler, head_request)
-                return
-            except UpstreamTimeout:
-                raise
-            except UpstreamError:
-                if conn.received_any:
-                    raise
-        conn = await self._connect()
-        await self._exchange(conn, data, body, handler, head_request)
+        if conn is None:
+            self._open_and_send(request)
+        else:
+            conn.reused = True
+            conn.send(request)
 
-    async def _exchange(
-        self,
-        conn: UpstreamConnection,
-        data: bytes,
-        body: bytes,
-        handler: ResponseHandler,
-        head_request: bool,
+    def exchange_done(
+        self, conn: UpstreamConnection, request: _Request, error: UpstreamError | None
     ) -> None:
-        try:
-            await conn.send(data, body, handler, head_request=head_request)
-        except BaseException:
-            conn.close()
-            raise
-        self._release(conn)
+        """Called by ``conn`` when its exchange ends: keep it or drop it, tell the handler."""
+        if error is None:
+            self._release(conn)
+        elif conn.reused and not conn.received_any and not isinstance(error, UpstreamTimeout):
+            self._open_and_send(request)  # a stale keep-alive connection: try a fresh one
+            return
+        request.handler.response_done(error)
 
     def _take_idle(self) -> UpstreamConnection | None:
         while self._idle:
@@ -278,10 +292,23 @@ class UpstreamPool:
         return None
 
     def _release(self, conn: UpstreamConnection) -> None:
-        if conn.closed or len(self._idle) >= self.config.pool_size:
+        if self._closed or conn.closed or len(self._idle) >= self.config.pool_size:
             conn.close()
         else:
             self._idle.append(conn)
+
+    def _open_and_send(self, request: _Request) -> None:
+        task = asyncio.get_running_loop().create_task(self._connect_and_send(request))
+        self._opening.add(task)
+        task.add_done_callback(self._opening.discard)
+
+    async def _connect_and_send(self, request: _Request) -> None:
+        try:
+            conn = await self._connect()
+        except UpstreamError as exc:
+            request.handler.response_done(exc)
+            return
+        conn.send(request)
 
     async def _connect(self) -> UpstreamConnection:
         loop = asyncio.get_running_loop()
@@ -289,7 +316,7 @@ class UpstreamPool:
         try:
             async with asyncio.timeout(timeout):
                 _, conn = await loop.create_connection(
-                    lambda: UpstreamConnection(loop, self.config.read_timeout),
+                    lambda: UpstreamConnection(self, loop),
                     self.host,
                     self.port,
                     ssl=self._ssl,
@@ -302,6 +329,7 @@ class UpstreamPool:
         return conn
 
     def close(self) -> None:
-        """Close every idle connection."""
+        """Close every idle connection; connections still busy close when they are done."""
+        self._closed = True
         while self._idle:
             self._idle.pop().close()
