@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import random
+
 import pytest
 
 from apishield.clientip import ClientResolver
@@ -71,6 +74,24 @@ def test_event_ids_are_unique_and_sort_by_time() -> None:
     assert len(earlier) == 32
     assert earlier < later
     assert new_event_id(1_000.0) != earlier
+    assert earlier.startswith(f"{1_000_000:012x}")
+
+
+def test_forked_workers_issue_different_event_ids() -> None:
+    """Even when the application seeds the global generator the same in each process."""
+    read, write = os.pipe()
+    random.seed(0)
+    pid = os.fork()
+    if pid == 0:  # the child: report its next id and leave at once
+        random.seed(0)
+        os.write(write, new_event_id(5_000.0).encode())
+        os._exit(0)
+    os.close(write)
+    child_id = os.read(read, 64).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert len(child_id) == 32
+    assert child_id != new_event_id(5_000.0)
 
 
 def test_request_target_joins_path_and_query() -> None:

@@ -113,13 +113,14 @@ def _problem(
 
 def _dropped(base: frozenset[bytes], headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
     """``base`` plus the headers a ``Connection`` header names as hop-by-hop."""
-    tokens = [
-        token.strip().lower()
+    extra = [
+        token
         for name, value in headers
         if name.lower() == b"connection"
-        for token in value.split(b",")
+        for token in value.lower().replace(b" ", b"").replace(b"\t", b"").split(b",")
+        if token and token not in base
     ]
-    return base.union(tokens) if tokens else base
+    return base.union(extra) if extra else base  # "keep-alive" or "close": no new set
 
 
 class _Rejection:
@@ -508,6 +509,7 @@ class _ClientConnection(asyncio.Protocol):
         self.peer = ""
         self.peer_bytes = b""
         self.forwarded_for = b""
+        self.http_version = "1.1"
         self.http11 = True
         self.current: _Exchange | None = None
         self.active: _Exchange | None = None
@@ -642,7 +644,8 @@ class _ClientConnection(asyncio.Protocol):
         current.head_done = True
         current.method = self.parser.get_method()
         current.keep_alive = self.parser.should_keep_alive() and not self.closing
-        self.http11 = self.parser.get_http_version() == "1.1"
+        self.http_version = self.parser.get_http_version()  # a new string each call
+        self.http11 = self.http_version == "1.1"
         rejection = self._check_head(current)
         if rejection is not None:
             self._stop(rejection)
@@ -706,7 +709,7 @@ class _ClientConnection(asyncio.Protocol):
             headers=Headers.from_raw(current.headers),
             client=self.peer,
             scheme=self.server.scheme,
-            http_version=self.parser.get_http_version(),
+            http_version=self.http_version,
         )
         tx = current.engine.transaction(request)
         current.tx = tx
