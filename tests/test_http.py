@@ -21,3 +21,18 @@ def test_with_body_keeps_every_other_field() -> None:
     assert request.with_body(b"[1]") == dataclasses.replace(request, body=b"[1]")
     response = Response(201, Headers([("x", "y")]), b"old")
     assert response.with_body(b"new") == dataclasses.replace(response, body=b"new")
+
+
+def test_headers_are_a_case_insensitive_multi_map_in_arrival_order() -> None:
+    headers = Headers(
+        [("X-Forwarded-For", "10.0.0.1"), ("Host", "a"), ("x-forwarded-for", "10.0.0.2")]
+    )
+    assert headers.get("x-forwarded-for") == "10.0.0.1"  # the first one
+    assert headers.get("HOST") == "a"
+    assert headers.get("missing") is None and headers.get("missing", "d") == "d"
+    assert headers.get_all("X-FORWARDED-FOR") == ["10.0.0.1", "10.0.0.2"]
+    assert headers.get_all("missing") == []
+    assert "host" in headers and "Host" in headers and "nope" not in headers
+    assert 1 not in headers
+    assert list(headers)[2] == ("x-forwarded-for", "10.0.0.2")  # names as received
+    assert Headers([("A", "")]).get("a") == ""  # an empty value is a value

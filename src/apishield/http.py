@@ -22,14 +22,13 @@ class Headers:
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self._items: tuple[tuple[str, str], ...] = tuple(items)
-        self._index: dict[str, list[str]] | None = None  # built by the first lookup
+        self._index: dict[str, str] | None = None  # built by the first lookup
 
-    def _lookup(self) -> dict[str, list[str]]:
+    def _lookup(self) -> dict[str, str]:
+        """Lower-cased name → its first value (``get_all`` reads the items)."""
         index = self._index
         if index is None:
-            index = {}
-            for name, value in self._items:
-                index.setdefault(name.lower(), []).append(value)
+            index = {name.lower(): value for name, value in reversed(self._items)}
             self._index = index
         return index
 
@@ -41,12 +40,13 @@ class Headers:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of ``name``, or ``default``."""
-        values = self._lookup().get(name.lower())
-        return values[0] if values else default
+        value = self._lookup().get(name.lower())
+        return default if value is None else value
 
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name`` in arrival order."""
-        return list(self._lookup().get(name.lower(), ()))
+        wanted = name.lower()
+        return [value for key, value in self._items if key.lower() == wanted]
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._lookup()
