@@ -549,6 +549,8 @@ def test_large_json_document() -> None:
     [
         (b'{"a": "{\\"x\\": 1, \\"y\\": 2}"}', 1, False),  # JSON sent as a string
         (b'{"a": 1, "a" : 2}', 1, True),
+        (b'{"a": 1, "a"\n\t:2}', 1, True),  # any JSON whitespace before the colon
+        (b'{"a":1,"a":2}', 1, True),
         (b'{"k\\\\": 1, "k\\\\": 2}', 1, True),  # keys ending in an escaped backslash
         (b'[{"a": 1}, {"b": "t:\\"q\\":"}]', 2, False),
     ],

@@ -278,7 +278,7 @@ def percent_decode(text: str, *, plus: bool = False) -> str:
     only a text with ``%u`` forms among such stray ``%`` is read escape by escape.
     """
     data = _to_bytes(text.replace("+", " ") if plus else text)
-    if b"\\" in data:
+    if data.find(b"\\") >= 0:  # find: see parsers._is_plain_json
         data = data.replace(b"\\", b"\\\\")
     try:  # a stray ``%`` is rare: the decoder's error finds one faster than a search
         raw = codecs.escape_decode(data.replace(b"%", b"\\x"))[0]
