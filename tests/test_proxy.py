@@ -25,8 +25,9 @@ import uvloop
 import yaml
 
 from apishield.adapters.proxy import ProxyServer
+from apishield.adapters.upstream import UpstreamPool
 from apishield.engine import Engine
-from apishield.policy import Policy, policy_from_dict
+from apishield.policy import Policy, Upstream, policy_from_dict
 from apishield.reload import PolicyHolder
 from tests.support.echo import decode_echo, echo_upstream
 from tests.support.sinks import CollectingSink
@@ -709,28 +710,68 @@ class ResponseReader:
         return head, body
 
 
-def test_a_stale_keep_alive_connection_is_retried_on_a_fresh_one(loop_thread: LoopThread) -> None:
-    def answer_then_close_unanswered(conn: socket.socket) -> None:
-        _read_head(conn)
-        conn.sendall(_OK)
-        _read_head(conn)  # the next request arrives; the connection closes unanswered
+def _answer_then_close_unanswered(conn: socket.socket) -> None:
+    _read_head(conn)
+    conn.sendall(_OK)
+    _read_head(conn)  # the next request arrives; the connection closes unanswered
 
-    def answer(conn: socket.socket) -> None:
-        _read_head(conn)
-        conn.sendall(_OK)
-        _read_head(conn)  # until the proxy closes it
 
+def _answer(conn: socket.socket) -> None:
+    _read_head(conn)
+    conn.sendall(_OK)
+    _read_head(conn)  # until the proxy closes it
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "status"),
+    [
+        ("GET", {}, 200),
+        ("DELETE", {}, 200),
+        ("POST", {"Idempotency-Key": "k-1"}, 200),
+        ("POST", {}, 502),  # the upstream may have acted on it: not sent twice
+    ],
+)
+def test_a_stale_keep_alive_connection_is_retried_when_the_request_may_repeat(
+    loop_thread: LoopThread, method: str, headers: dict[str, str], status: int
+) -> None:
+    handlers = [_answer_then_close_unanswered] + ([_answer] if status == 200 else [])
     sink = CollectingSink()
     with (
-        upstream_by_connection(answer_then_close_unanswered, answer) as url,
+        upstream_by_connection(*handlers) as url,
         proxy_for(loop_thread, url, sink) as base,
         httpx.Client(base_url=base) as client,
     ):
-        assert [client.get("/a").status_code, client.post("/b", content=b"x").status_code] == [
-            200,
-            200,
-        ]
-    assert [e.status for e in sink.events] == [200, 200]
+        assert client.get("/first").status_code == 200
+        second = client.request(method, "/second", content=b"x", headers=headers)
+    assert second.status_code == status
+    assert [e.status for e in sink.events] == [200, status]
+
+
+def test_idle_upstream_connections_expire(loop_thread: LoopThread) -> None:
+    """Connections idle past ``idle_timeout`` are closed, not reused (clock injected)."""
+
+    def until_closed(conn: socket.socket) -> None:
+        _read_head(conn)
+
+    now = [100.0]
+
+    async def scenario(url: str) -> tuple[bool, bool, bool, bool]:
+        upstream = Upstream(url=url, idle_timeout=4.0, pool_size=8)
+        pool = UpstreamPool(upstream, clock=lambda: now[0])
+        old, recent = await pool._connect(), await pool._connect()
+        pool._release(old)
+        now[0] = 103.0
+        pool._release(recent)
+        now[0] = 105.0  # old has been idle 5 s, recent 2 s
+        taken = pool._take_idle()
+        left = pool._take_idle()
+        pool._release(recent)
+        pool.close()
+        return taken is recent, left is None, old.closed, recent.closed
+
+    with upstream_by_connection(until_closed, until_closed) as url:
+        took_recent, none_left, old_closed, recent_closed = loop_thread.run(scenario(url))
+    assert took_recent and none_left and old_closed and recent_closed
 
 
 def test_a_fresh_connection_that_fails_is_not_retried(loop_thread: LoopThread) -> None:

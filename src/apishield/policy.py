@@ -65,6 +65,12 @@ class Upstream(_Model):
     connect_timeout: float = Field(5.0, gt=0, description="Seconds to open a connection")
     read_timeout: float = Field(60.0, gt=0, description="Seconds to wait for the response")
     pool_size: int = Field(256, ge=1, description="Keep-alive connections per worker")
+    idle_timeout: float = Field(
+        4.0,
+        gt=0,
+        description="Seconds an idle keep-alive connection may be reused; keep it below the "
+        "upstream's own keep-alive timeout (Node.js: 5 s)",
+    )
 
     @field_validator("url")
     @classmethod

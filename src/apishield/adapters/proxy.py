@@ -73,6 +73,8 @@ _REPLACED_REQUEST = _HOP_BY_HOP | {
     b"forwarded",
 }
 _BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
+_IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+_IDEMPOTENCY_KEYS = frozenset({b"idempotency-key", b"x-idempotency-key"})
 _PIPELINE_DEPTH = 8
 _FLUSH_BYTES = 65536
 _LINGER_SECONDS = 2.0
@@ -335,7 +337,16 @@ class _Exchange:
         if self.engine.wants_response_body:
             self.buffered = []
         self.started = self.conn.loop.time()
-        pool.request(head, body, self, head_request=self.method == b"HEAD")
+        pool.request(
+            head, body, self, head_request=self.method == b"HEAD", replayable=self._replayable()
+        )
+
+    def _replayable(self) -> bool:
+        """True when sending the request twice does no harm: an idempotent method, or an
+        ``Idempotency-Key`` (the upstream then recognises a repeat)."""
+        if self.method in _IDEMPOTENT_METHODS:
+            return True
+        return any(name.lower() in _IDEMPOTENCY_KEYS for name, _ in self.headers)
 
     def _upstream_head(self, prefix: bytes, length: int) -> bytes:
         conn = self.conn

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Protocol, cast
 
 import httptools
@@ -49,15 +51,21 @@ class ResponseHandler(Protocol):
 class _Request:
     """What a request needs to be sent again on a fresh connection."""
 
-    __slots__ = ("body", "data", "handler", "head_request")
+    __slots__ = ("body", "data", "handler", "head_request", "replayable")
 
     def __init__(
-        self, data: bytes, body: bytes, handler: ResponseHandler, head_request: bool
+        self,
+        data: bytes,
+        body: bytes,
+        handler: ResponseHandler,
+        head_request: bool,
+        replayable: bool,
     ) -> None:
         self.data = data
         self.body = body
         self.handler = handler
         self.head_request = head_request
+        self.replayable = replayable
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -80,6 +88,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.reused = False
         self.received_any = False
         self.reusable = True
+        self.idle_since = 0.0
 
     # -- the exchange ------------------------------------------------------------
 
@@ -244,8 +253,9 @@ class UpstreamConnection(asyncio.Protocol):
 class UpstreamPool:
     """Keep-alive connections to one upstream, with its timeouts."""
 
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Upstream, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = upstream
+        self._clock = clock
         # Any: its fields are None when absent, whatever the stubs say (compiled code checks)
         url: Any = httptools.parse_url(upstream.url.encode("latin-1"))
         self.https = url.schema == b"https"
@@ -258,14 +268,21 @@ class UpstreamPool:
         self._closed = False
 
     def request(
-        self, data: bytes, body: bytes, handler: ResponseHandler, *, head_request: bool
+        self,
+        data: bytes,
+        body: bytes,
+        handler: ResponseHandler,
+        *,
+        head_request: bool,
+        replayable: bool,
     ) -> None:
         """Send one request; ``handler`` gets its response, then ``response_done``.
 
-        A reused keep-alive connection that dies before any response byte (the
-        upstream closed it while idle) is retried once on a fresh connection.
+        When a reused keep-alive connection dies before any response byte (the
+        upstream closed it while idle), a ``replayable`` request (idempotent: the
+        upstream may have acted on it already) is sent again on a fresh connection.
         """
-        request = _Request(data, body, handler, head_request)
+        request = _Request(data, body, handler, head_request, replayable)
         conn = self._take_idle()
         if conn is None:
             self._open_and_send(request)
@@ -279,12 +296,19 @@ class UpstreamPool:
         """Called by ``conn`` when its exchange ends: keep it or drop it, tell the handler."""
         if error is None:
             self._release(conn)
-        elif conn.reused and not conn.received_any and not isinstance(error, UpstreamTimeout):
+        elif (
+            request.replayable
+            and conn.reused
+            and not conn.received_any
+            and not isinstance(error, UpstreamTimeout)
+        ):
             self._open_and_send(request)  # a stale keep-alive connection: try a fresh one
             return
         request.handler.response_done(error)
 
     def _take_idle(self) -> UpstreamConnection | None:
+        """The most recently used live connection (the least likely to have gone stale)."""
+        self._close_expired()
         while self._idle:
             conn = self._idle.pop()
             if not conn.closed:
@@ -295,7 +319,17 @@ class UpstreamPool:
         if self._closed or conn.closed or len(self._idle) >= self.config.pool_size:
             conn.close()
         else:
+            conn.idle_since = self._clock()
             self._idle.append(conn)
+            self._close_expired()
+
+    def _close_expired(self) -> None:
+        """Close the connections idle past ``idle_timeout`` (the oldest are on the left)."""
+        idle = self._idle
+        if idle:
+            oldest_allowed = self._clock() - self.config.idle_timeout
+            while idle and idle[0].idle_since < oldest_allowed:
+                idle.popleft().close()
 
     def _open_and_send(self, request: _Request) -> None:
         task = asyncio.get_running_loop().create_task(self._connect_and_send(request))
