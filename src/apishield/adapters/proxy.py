@@ -337,11 +337,9 @@ class _Exchange:
         if self.engine.wants_response_body:
             self.buffered = []
         self.started = self.conn.loop.time()
-        pool.request(
-            head, body, self, head_request=self.method == b"HEAD", replayable=self._replayable()
-        )
+        pool.request(head, body, self, head_request=self.method == b"HEAD")
 
-    def _replayable(self) -> bool:
+    def replayable(self) -> bool:
         """True when sending the request twice does no harm: an idempotent method, or an
         ``Idempotency-Key`` (the upstream then recognises a repeat)."""
         if self.method in _IDEMPOTENT_METHODS:

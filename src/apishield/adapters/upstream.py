@@ -47,25 +47,22 @@ class ResponseHandler(Protocol):
         Called exactly once per request, and it must not raise.
         """
 
+    def replayable(self) -> bool:
+        """True when the request may be sent twice (asked only before a resend)."""
+
 
 class _Request:
     """What a request needs to be sent again on a fresh connection."""
 
-    __slots__ = ("body", "data", "handler", "head_request", "replayable")
+    __slots__ = ("body", "data", "handler", "head_request")
 
     def __init__(
-        self,
-        data: bytes,
-        body: bytes,
-        handler: ResponseHandler,
-        head_request: bool,
-        replayable: bool,
+        self, data: bytes, body: bytes, handler: ResponseHandler, head_request: bool
     ) -> None:
         self.data = data
         self.body = body
         self.handler = handler
         self.head_request = head_request
-        self.replayable = replayable
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -268,21 +265,16 @@ class UpstreamPool:
         self._closed = False
 
     def request(
-        self,
-        data: bytes,
-        body: bytes,
-        handler: ResponseHandler,
-        *,
-        head_request: bool,
-        replayable: bool,
+        self, data: bytes, body: bytes, handler: ResponseHandler, *, head_request: bool
     ) -> None:
         """Send one request; ``handler`` gets its response, then ``response_done``.
 
         When a reused keep-alive connection dies before any response byte (the
-        upstream closed it while idle), a ``replayable`` request (idempotent: the
-        upstream may have acted on it already) is sent again on a fresh connection.
+        upstream closed it while idle), the request is sent again on a fresh
+        connection if the handler says it is ``replayable``: the upstream may have
+        acted on it before the connection died.
         """
-        request = _Request(data, body, handler, head_request, replayable)
+        request = _Request(data, body, handler, head_request)
         conn = self._take_idle()
         if conn is None:
             self._open_and_send(request)
@@ -297,10 +289,10 @@ class UpstreamPool:
         if error is None:
             self._release(conn)
         elif (
-            request.replayable
-            and conn.reused
+            conn.reused
             and not conn.received_any
             and not isinstance(error, UpstreamTimeout)
+            and request.handler.replayable()
         ):
             self._open_and_send(request)  # a stale keep-alive connection: try a fresh one
             return
