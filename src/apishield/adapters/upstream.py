@@ -52,7 +52,7 @@ class ResponseHandler(Protocol):
 
 
 class _Request:
-    """What a request needs to be sent again on a fresh connection."""
+    """One request to the upstream: what sending it, or sending it again, needs."""
 
     __slots__ = ("body", "data", "handler", "head_request")
 
@@ -299,10 +299,17 @@ class UpstreamPool:
         request.handler.response_done(error)
 
     def _take_idle(self) -> UpstreamConnection | None:
-        """The most recently used live connection (the least likely to have gone stale)."""
-        self._close_expired()
-        while self._idle:
-            conn = self._idle.pop()
+        """The most recently used live connection (the least likely to have gone stale).
+
+        Connections idle past ``idle_timeout`` are closed first: they are the oldest,
+        on the left.
+        """
+        idle = self._idle
+        oldest_allowed = self._clock() - self.config.idle_timeout
+        while idle and idle[0].idle_since < oldest_allowed:
+            idle.popleft().close()
+        while idle:
+            conn = idle.pop()
             if not conn.closed:
                 return conn
         return None
@@ -313,15 +320,6 @@ class UpstreamPool:
         else:
             conn.idle_since = self._clock()
             self._idle.append(conn)
-            self._close_expired()
-
-    def _close_expired(self) -> None:
-        """Close the connections idle past ``idle_timeout`` (the oldest are on the left)."""
-        idle = self._idle
-        if idle:
-            oldest_allowed = self._clock() - self.config.idle_timeout
-            while idle and idle[0].idle_since < oldest_allowed:
-                idle.popleft().close()
 
     def _open_and_send(self, request: _Request) -> None:
         task = asyncio.get_running_loop().create_task(self._connect_and_send(request))
