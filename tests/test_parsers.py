@@ -160,7 +160,7 @@ def test_json_is_sniffed_without_a_json_type(content_type: str | None) -> None:
     "body",
     [
         b'{"order_id": "ord_8f", "items": [{"sku": "A-1", "qty": 2}, "x y", null], "n": -1.5e3}',
-        b'{"a": "x", "a": "y", "": ""}',  # duplicates and empty strings kept, in order
+        b'{"a": "x", "b": "y", "": ""}',  # empty strings kept, in order
         b'"alone"',
         b"[1, true, false, null]",
         b'{"k": "{[,]}:"}',
@@ -181,15 +181,42 @@ def test_plain_json_texts_are_the_texts_body_inputs_gives(body: bytes) -> None:
         ('{"k": "é"}'.encode(), "application/json"),
         (b'\xef\xbb\xbf{"k": "v"}', "application/json"),
         (b'{"k": "v"', "application/json"),  # invalid: body_inputs rejects it
+        (b'{"a": "x", "a": "y"}', "application/json"),  # orjson keeps only the last "a"
+        (b'{"a": {"b": "x", "b": 1}}', "application/json"),
         (b'{"k": "v"}', "text/plain"),
         (b'{"k": "v"}', "application/json; charset=latin-1"),
-        (b"[" * 33 + b"]" * 33, "application/json"),  # deeper than the limit allows, maybe
+        (b"[" * 33 + b"]" * 33, "application/json"),  # deeper than the limit allows
+        (b"[" + b"1," * 5000 + b"1]", "application/json"),  # more values than it allows
     ],
 )
 def test_plain_json_texts_leave_everything_else_to_body_inputs(
     body: bytes, content_type: str
 ) -> None:
     assert plain_json_texts(body, content_type, Limits()) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "within"),
+    [
+        (b"[[1]]", True),
+        (b"[[[1]]]", False),
+        (b'{"a": {"b": "c"}}', True),
+        (b'{"a": {"b": {"c": 1}}}', False),
+        (b"[1, 2, 3]", True),
+        (b"[1, 2, 3, 4]", False),
+        (b'{"a": 1, "b": [2, "3"]}', True),
+        (b'{"a": 1, "b": [2, "3", 4]}', False),
+    ],
+)
+def test_plain_json_texts_stop_where_body_inputs_stops(body: bytes, within: bool) -> None:
+    limits = Limits(max_depth=2, max_params=3)
+    texts = plain_json_texts(body, "application/json", limits)
+    if within:
+        assert texts == [value.text for value in body_inputs(body, "application/json", limits)]
+    else:
+        assert texts is None
+        with pytest.raises(InputRejected):
+            body_inputs(body, "application/json", limits)
 
 
 def test_json_like_text_that_is_not_json_is_one_body_value() -> None:

@@ -620,28 +620,59 @@ def _parse_xml(body: bytes, charset: str | None, limits: Limits) -> list[InputVa
 
 
 def plain_json_texts(body: bytes, content_type: str | None, limits: Limits) -> list[str] | None:
-    """Every key and string of a plain JSON body, in order, without walking it.
+    """Every key and string of a plain JSON body, in order, without their locations.
 
     For a UTF-8 JSON body that is ASCII without ``%``, ``&`` or backslashes (so
-    without escapes: every ``"`` opens or closes a string), valid, and within the
-    limits by counting alone, the strings are what lies between its quotes, and
-    their canonical texts are the strings themselves: exactly the texts
-    :func:`body_inputs` would give, in its order, but without locations. ``None``
-    when any of that does not hold; :func:`body_inputs` then decides.
+    without escapes: every ``"`` opens or closes a string), valid, within the limits
+    and without a repeated key, the canonical texts are the strings themselves:
+    exactly the texts :func:`body_inputs` would give, in its order, but without
+    building a location for each. ``None`` when any of that does not hold;
+    :func:`body_inputs` then decides.
     """
     if not body or not _is_plain_json(body):
         return None
     media, params = _content_type(content_type, limits)
     if not _is_json(media) or not _is_utf8(params.get("charset")):
         return None
-    containers = body.count(b"{") + body.count(b"[")
-    if body.count(b",") + containers + 1 > limits.max_params or containers > limits.max_depth:
-        return None  # possibly past a limit: the walk counts exactly
     try:
-        orjson.loads(body)
+        document = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
-    return body.decode("ascii").split('"')[1::2]
+    texts: list[str] = []
+    scalars = _collect_texts(document, texts, limits.max_depth)
+    if not 0 <= scalars <= limits.max_params:
+        return None  # past a limit: the walk says where
+    if 2 * len(texts) != body.count(b'"'):
+        return None  # a repeated key, which orjson collapsed: the walk keeps each
+    return texts
+
+
+def _collect_texts(node: object, texts: list[str], depth_left: int) -> int:
+    """Append the keys and strings of the parsed JSON ``node`` to ``texts``, depth
+    first; the number of scalars in it, or -1 when containers nest deeper than
+    ``depth_left``."""
+    if isinstance(node, str):
+        texts.append(node)
+        return 1
+    if not isinstance(node, (dict, list)):
+        return 1
+    if depth_left <= 0:
+        return -1
+    scalars = 0
+    if isinstance(node, dict):
+        for key, child in node.items():
+            texts.append(key)
+            inner = _collect_texts(child, texts, depth_left - 1)
+            if inner < 0:
+                return -1
+            scalars += inner
+    else:
+        for child in node:
+            inner = _collect_texts(child, texts, depth_left - 1)
+            if inner < 0:
+                return -1
+            scalars += inner
+    return scalars
 
 
 def body_inputs(body: bytes, content_type: str | None, limits: Limits) -> list[InputValue]:
