@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import random
 import zlib
+from collections.abc import Callable
 
 import orjson
 import pytest
@@ -18,8 +19,14 @@ from apishield.parsers import (
     decode_content,
     parse_header_parameters,
     plain_json_texts,
+    walked_plain_json_texts,
 )
 from apishield.policy import Limits
+
+try:
+    from apishield._plainjson import plain_texts
+except ImportError:  # a plain-Python build
+    plain_texts = None
 
 LIMITS = Limits()
 Row = tuple[Source, str, str, str]
@@ -156,45 +163,82 @@ def test_json_is_sniffed_without_a_json_type(content_type: str | None) -> None:
     ]
 
 
+TextReader = Callable[[bytes, Limits], "list[str] | None"]
+
+
+def _scanned(body: bytes, limits: Limits) -> list[str] | None:
+    return plain_texts(body, limits.max_depth, limits.max_params)
+
+
+# Both ways to the texts of a plain JSON body: the C scanner (in a build that has it)
+# and orjson's tree walked; each must give body_inputs' texts or None.
+READERS: list[TextReader] = [walked_plain_json_texts] + ([_scanned] if plain_texts else [])
+needs_scanner = pytest.mark.skipif(plain_texts is None, reason="built without the C scanner")
+
+
+def _expected_texts(body: bytes, limits: Limits) -> list[str] | None:
+    try:
+        return [value.text for value in body_inputs(body, "application/json", limits)]
+    except InputRejected:
+        return None
+
+
+@pytest.mark.parametrize("read", READERS)
 @pytest.mark.parametrize(
     "body",
     [
         b'{"order_id": "ord_8f", "items": [{"sku": "A-1", "qty": 2}, "x y", null], "n": -1.5e3}',
         b'{"a": "x", "b": "y", "": ""}',  # empty strings kept, in order
         b'"alone"',
-        b"[1, true, false, null]",
-        b'{"k": "{[,]}:"}',
+        b" [1, true, false, null, -0, 0.5, 1E+2, 2e-400, 123456789012345678901234567890]\n",
+        b'{"k": "{[,]}:", "\x7f": []}',
+        b"{}",
     ],
 )
-def test_plain_json_texts_are_the_texts_body_inputs_gives(body: bytes) -> None:
-    limits = Limits()
-    texts = plain_json_texts(body, "application/json", limits)
-    assert texts == [value.text for value in body_inputs(body, "application/json", limits)]
+def test_plain_json_texts_are_the_texts_body_inputs_gives(read: TextReader, body: bytes) -> None:
+    texts = read(body, LIMITS)
+    assert texts is not None
+    assert texts == _expected_texts(body, LIMITS)
 
 
+@pytest.mark.parametrize("read", READERS)
 @pytest.mark.parametrize(
-    ("body", "content_type"),
+    "body",
     [
-        (b'{"k": "a\\"b"}', "application/json"),  # an escape: quotes no longer delimit alone
-        (b'{"k": "50%"}', "application/json"),  # decoding would change the text
-        (b'{"k": "a&b"}', "application/json"),
-        ('{"k": "é"}'.encode(), "application/json"),
-        (b'\xef\xbb\xbf{"k": "v"}', "application/json"),
-        (b'{"k": "v"', "application/json"),  # invalid: body_inputs rejects it
-        (b'{"a": "x", "a": "y"}', "application/json"),  # orjson keeps only the last "a"
-        (b'{"a": {"b": "x", "b": 1}}', "application/json"),
-        (b'{"k": "v"}', "text/plain"),
-        (b'{"k": "v"}', "application/json; charset=latin-1"),
-        (b"[" * 33 + b"]" * 33, "application/json"),  # deeper than the limit allows
-        (b"[" + b"1," * 5000 + b"1]", "application/json"),  # more values than it allows
+        b'{"k": "a\\"b"}',  # an escape: quotes no longer delimit alone
+        b'{"k": "50%"}',  # decoding would change the text
+        b'{"k": "a&b"}',
+        '{"k": "\u00e9"}'.encode(),
+        b'\xef\xbb\xbf{"k": "v"}',
+        b'{"k": "v"',  # invalid: body_inputs rejects it
+        b'{"k": "a\tb"}',
+        b"[1e400]",  # orjson rejects a number that overflows a double
+        b"[01]",
+        b"[1,]",
+        b"[" * 33 + b"]" * 33,  # deeper than the limit allows
+        b"[" + b"1," * 5000 + b"1]",  # more values than it allows
     ],
 )
 def test_plain_json_texts_leave_everything_else_to_body_inputs(
-    body: bytes, content_type: str
+    read: TextReader, body: bytes
 ) -> None:
-    assert plain_json_texts(body, content_type, Limits()) is None
+    assert read(body, LIMITS) is None
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "application/json; charset=latin-1"])
+def test_plain_json_texts_are_only_for_json_in_utf8(content_type: str) -> None:
+    assert plain_json_texts(b'{"k": "v"}', "application/json", LIMITS) == ["k", "v"]
+    assert plain_json_texts(b'{"k": "v"}', content_type, LIMITS) is None
+
+
+@pytest.mark.parametrize("body", [b'{"a": "x", "a": "y"}', b'{"a": {"b": "x", "b": 1}}'])
+def test_a_repeated_key_is_never_lost(body: bytes) -> None:
+    assert walked_plain_json_texts(body, LIMITS) is None  # orjson kept only the last
+    if plain_texts is not None:
+        assert _scanned(body, LIMITS) == _expected_texts(body, LIMITS)
+
+
+@pytest.mark.parametrize("read", READERS)
 @pytest.mark.parametrize(
     ("body", "within"),
     [
@@ -208,15 +252,58 @@ def test_plain_json_texts_leave_everything_else_to_body_inputs(
         (b'{"a": 1, "b": [2, "3", 4]}', False),
     ],
 )
-def test_plain_json_texts_stop_where_body_inputs_stops(body: bytes, within: bool) -> None:
+def test_plain_json_texts_stop_where_body_inputs_stops(
+    read: TextReader, body: bytes, within: bool
+) -> None:
     limits = Limits(max_depth=2, max_params=3)
-    texts = plain_json_texts(body, "application/json", limits)
-    if within:
-        assert texts == [value.text for value in body_inputs(body, "application/json", limits)]
-    else:
-        assert texts is None
-        with pytest.raises(InputRejected):
-            body_inputs(body, "application/json", limits)
+    expected = _expected_texts(body, limits)
+    assert (expected is not None) is within
+    assert read(body, limits) == expected
+
+
+_FUZZ_SEEDS = [
+    b'{"id":"ord_8f","customer":{"id":1,"n":[1,2.5,-3e2,true,false,null,"x"]},"a":{},"b":[]}',
+    b'[1, {"a": "b", "a": "c"}, [[["d"]]], 0, -0.0, 1E+2, 1e-400]',
+    b' "s" ',
+]
+_FUZZ_BYTES = b'{}[]:," \t\n\r0123456789-+.eEtruefalsn%&\\\x7f\x1f\x80ab'
+
+
+def _mutated(rng: random.Random, body: bytes) -> bytes:
+    mutant = bytearray(body)
+    for _ in range(rng.randint(1, 4)):
+        at = rng.randrange(len(mutant) + 1)
+        roll = rng.random()
+        if roll < 0.4 and mutant:
+            del mutant[min(at, len(mutant) - 1)]
+        elif roll < 0.8:
+            mutant[at:at] = bytes([rng.choice(_FUZZ_BYTES)])
+        else:
+            other = rng.randrange(len(mutant) + 1)
+            mutant[at:at] = mutant[min(at, other) : max(at, other)][:20]
+    return bytes(mutant)
+
+
+@pytest.mark.parametrize("read", READERS)
+def test_plain_json_texts_of_mutated_bodies_are_body_inputs_texts_or_none(
+    read: TextReader,
+) -> None:
+    rng = random.Random(7)
+    read_some = 0
+    for _ in range(5000):
+        body = _mutated(rng, rng.choice(_FUZZ_SEEDS))
+        limits = Limits(max_depth=rng.choice([1, 2, 32]), max_params=rng.choice([3, 4096]))
+        texts = read(body, limits)
+        if texts is not None:
+            read_some += 1
+            assert texts == _expected_texts(body, limits), body
+    assert read_some > 300  # not every mutant is refused
+
+
+@needs_scanner
+def test_the_scanner_checks_its_arguments() -> None:
+    with pytest.raises(TypeError):
+        plain_texts("{}", 1, 1)  # type: ignore[arg-type,misc]
 
 
 def test_json_like_text_that_is_not_json_is_one_body_value() -> None:
@@ -661,3 +748,13 @@ def test_bad_content_codings_are_refused(body: bytes, coding: str, check: str, s
     with pytest.raises(InputRejected) as raised:
         decode_content(body, coding, limits)
     assert (raised.value.check, raised.value.status) == (check, status)
+
+
+@needs_scanner
+def test_the_scanner_hands_out_a_recurring_short_text_once() -> None:
+    first, second = (_scanned(b'{"status": "active"}', LIMITS) for _ in range(2))
+    assert first == second == ["status", "active"]
+    assert first is not None and second is not None
+    assert all(a is b for a, b in zip(first, second, strict=True))  # its hash kept
+    long_text = b'["' + b"x" * 65 + b'"]'
+    assert _scanned(long_text, LIMITS) == ["x" * 65]

@@ -44,7 +44,7 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from functools import lru_cache
 from typing import Any, Final
 from xml.parsers import expat
@@ -618,21 +618,45 @@ def _parse_xml(body: bytes, charset: str | None, limits: Limits) -> list[InputVa
 
 # -- dispatch -----------------------------------------------------------------------
 
+_PlainJsonScanner = Callable[[bytes, int, int], "list[str] | None"]
+
+
+def _plain_json_scanner() -> _PlainJsonScanner | None:
+    """The C scanner of plain JSON bodies, when the build has it."""
+    try:
+        from apishield._plainjson import plain_texts  # noqa: PLC0415 - optional C module
+    except ImportError:
+        return None
+    return plain_texts
+
+
+_scan_plain_json: Final = _plain_json_scanner()
+
 
 def plain_json_texts(body: bytes, content_type: str | None, limits: Limits) -> list[str] | None:
     """Every key and string of a plain JSON body, in order, without their locations.
 
     For a UTF-8 JSON body that is ASCII without ``%``, ``&`` or backslashes (so
-    without escapes: every ``"`` opens or closes a string), valid, within the limits
-    and without a repeated key, the canonical texts are the strings themselves:
-    exactly the texts :func:`body_inputs` would give, in its order, but without
-    building a location for each. ``None`` when any of that does not hold;
-    :func:`body_inputs` then decides.
+    without escapes: every ``"`` opens or closes a string), valid and within the
+    limits, the canonical texts are the strings themselves: exactly the texts
+    :func:`body_inputs` would give, in its order, but without building a location for
+    each. ``None`` when any of that does not hold (or, without the C scanner, when a
+    key repeats); :func:`body_inputs` then decides.
     """
-    if not body or not _is_plain_json(body):
+    if not body:
         return None
     media, params = _content_type(content_type, limits)
     if not _is_json(media) or not _is_utf8(params.get("charset")):
+        return None
+    if _scan_plain_json is not None:
+        return _scan_plain_json(body, limits.max_depth, limits.max_params)
+    return walked_plain_json_texts(body, limits)
+
+
+def walked_plain_json_texts(body: bytes, limits: Limits) -> list[str] | None:
+    """:func:`plain_json_texts` of a JSON body without the C scanner: orjson's tree,
+    walked; ``None`` also when a key repeats (orjson keeps only the last)."""
+    if not _is_plain_json(body):
         return None
     try:
         document = orjson.loads(body)

@@ -1,0 +1,350 @@
+/*
+ * apishield._plainjson: the keys and strings of a plain JSON body in one pass.
+ *
+ * plain_texts(body, max_depth, max_params) -> list[str] | None
+ *
+ * A body is plain when it is valid JSON (RFC 8259, as orjson accepts it) whose
+ * strings are printable-or-DEL ASCII without '%', '&' or a backslash: no escapes,
+ * so every string is exactly the bytes between its quotes, and no decoding could
+ * change it. For such a body within max_depth (nesting of objects and arrays) and
+ * max_params (scalar values: strings, numbers, literals), the result is every key
+ * and string, in document order, repeated keys included: the texts
+ * apishield.parsers.body_inputs gives. Anything else, or anything this scanner is
+ * unsure of, gives None, and the caller takes the general path, which decides.
+ *
+ * It replaces a parse that builds the whole tree (orjson.loads) and a walk over
+ * it, for the common case of a JSON request body whose texts the engine has seen
+ * before (see docs/RATIONALE.md). Short texts come from a small cache, so that a
+ * recurring key or value is the same string, its hash computed once.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Nesting deeper than this is left to the general path, whatever max_depth says. */
+#define STACK_DEPTH 128
+/* A number longer than this is left to the general path (it decides overflow). */
+#define NUMBER_CHARS 64
+
+typedef struct {
+    const unsigned char *at;
+    const unsigned char *end;
+} Cursor;
+
+static void skip_space(Cursor *c) {
+    while (c->at < c->end) {
+        unsigned char ch = *c->at;
+        if (ch != ' ' && ch != '\n' && ch != '\r' && ch != '\t') {
+            return;
+        }
+        c->at++;
+    }
+}
+
+/* What a byte is within a plain string: */
+enum { NOT_PLAIN = 0, PLAIN = 1, QUOTE = 2 };
+
+/* PLAIN for printable ASCII and DEL but '%', '&' and the backslash; QUOTE for '"'. */
+static unsigned char byte_class[256];
+
+static void init_byte_class(void) {
+    for (int byte = 0x20; byte < 0x80; byte++) {
+        byte_class[byte] = PLAIN;
+    }
+    byte_class['%'] = byte_class['&'] = byte_class['\\'] = NOT_PLAIN;
+    byte_class['"'] = QUOTE;
+}
+
+/* Short texts recur request after request (keys, enum-like values): the last text
+ * seen in each slot is handed out again, hash already computed, instead of a new
+ * string the memo of value checks must hash again. */
+#define CACHE_SLOTS 4096 /* 1 << 12 */
+#define CACHE_CHARS 64
+static PyObject *text_cache[CACHE_SLOTS];
+
+/* The cache slot of start[0:length]: a hash of its length and its first and last
+ * eight bytes (a collision only costs a new string). */
+static size_t slot_of(const unsigned char *start, Py_ssize_t length) {
+    uint64_t head = 0;
+    uint64_t tail = 0;
+    if (length >= 8) {
+        memcpy(&head, start, 8);
+        memcpy(&tail, start + length - 8, 8);
+    } else {
+        memcpy(&head, start, (size_t)length);
+    }
+    uint64_t hash = (head * 0x9E3779B97F4A7C15u) ^ (tail + (uint64_t)length);
+    hash *= 0xBF58476D1CE4E5B9u;
+    return (size_t)(hash >> 52); /* 12 bits: CACHE_SLOTS */
+}
+
+static PyObject *new_text(const unsigned char *start, Py_ssize_t length) {
+    PyObject *text = PyUnicode_New(length, 127);
+    if (text != NULL) {
+        memcpy(PyUnicode_DATA(text), start, (size_t)length);
+    }
+    return text;
+}
+
+/* The (new) reference to the text of start[0:length], from the cache when there. */
+static PyObject *text_of(const unsigned char *start, Py_ssize_t length) {
+    if (length > CACHE_CHARS) {
+        return new_text(start, length);
+    }
+    PyObject **slot = &text_cache[slot_of(start, length)];
+    PyObject *cached = *slot;
+    if (cached != NULL && PyUnicode_GET_LENGTH(cached) == length &&
+        memcmp(PyUnicode_DATA(cached), start, (size_t)length) == 0) {
+        Py_INCREF(cached);
+        return cached;
+    }
+    PyObject *text = new_text(start, length);
+    if (text != NULL) {
+        Py_INCREF(text);
+        Py_XSETREF(*slot, text);
+    }
+    return text;
+}
+
+/* The string at the cursor (which is on its opening quote) appended to texts;
+ * 1 on success, 0 when it is not a plain string, -1 on a Python error. */
+static int take_string(Cursor *c, PyObject *texts) {
+    const unsigned char *start = c->at + 1;
+    const unsigned char *p = start;
+    const unsigned char *end = c->end;
+    while (p < end && byte_class[*p] == PLAIN) {
+        p++;
+    }
+    if (p >= end || byte_class[*p] != QUOTE) {
+        return 0;
+    }
+    PyObject *text = text_of(start, (Py_ssize_t)(p - start));
+    if (text == NULL) {
+        return -1;
+    }
+    int failed = PyList_Append(texts, text);
+    Py_DECREF(text);
+    if (failed) {
+        return -1;
+    }
+    c->at = p + 1;
+    return 1;
+}
+
+static const unsigned char *digits(const unsigned char *p, const unsigned char *end) {
+    while (p < end && *p >= '0' && *p <= '9') {
+        p++;
+    }
+    return p;
+}
+
+/* The number at the cursor, skipped; 0 when it is not a JSON number that parses
+ * to a finite double (orjson rejects the others). */
+static int skip_number(Cursor *c) {
+    const unsigned char *start = c->at;
+    const unsigned char *p = start;
+    const unsigned char *end = c->end;
+    if (p < end && *p == '-') {
+        p++;
+    }
+    if (p >= end || *p < '0' || *p > '9') {
+        return 0;
+    }
+    p = (*p == '0') ? p + 1 : digits(p, end);
+    int simple = 1;
+    if (p < end && *p == '.') {
+        const unsigned char *fraction = ++p;
+        p = digits(p, end);
+        if (p == fraction) {
+            return 0;
+        }
+        simple = 0;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) {
+            p++;
+        }
+        const unsigned char *exponent = p;
+        p = digits(p, end);
+        if (p == exponent) {
+            return 0;
+        }
+        simple = 0;
+    }
+    Py_ssize_t length = (Py_ssize_t)(p - start);
+    if (!simple || length > 18) {
+        /* may overflow a double: parse it as orjson would */
+        char buffer[NUMBER_CHARS + 1];
+        if (length > NUMBER_CHARS) {
+            return 0;
+        }
+        memcpy(buffer, start, (size_t)length);
+        buffer[length] = '\0';
+        /* locale-independent; overflow gives an infinity, not an exception */
+        double value = PyOS_string_to_double(buffer, NULL, NULL);
+        if (value == -1.0 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return 0;
+        }
+        if (!isfinite(value)) {
+            return 0;
+        }
+    }
+    c->at = p;
+    return 1;
+}
+
+static int skip_literal(Cursor *c, const char *literal, size_t length) {
+    if ((size_t)(c->end - c->at) < length || memcmp(c->at, literal, length) != 0) {
+        return 0;
+    }
+    c->at += length;
+    return 1;
+}
+
+/* One scalar value at the cursor (not a container): 1, 0 or -1 as take_string. */
+static int take_scalar(Cursor *c, PyObject *texts) {
+    switch (*c->at) {
+    case '"':
+        return take_string(c, texts);
+    case 't':
+        return skip_literal(c, "true", 4);
+    case 'f':
+        return skip_literal(c, "false", 5);
+    case 'n':
+        return skip_literal(c, "null", 4);
+    default:
+        return skip_number(c);
+    }
+}
+
+/* The texts of body into texts: 1 when it is plain and within the limits, else 0
+ * (or -1 on a Python error). */
+static int scan(Cursor *c, PyObject *texts, Py_ssize_t max_depth, Py_ssize_t max_params) {
+    char stack[STACK_DEPTH]; /* '{' or '[' per open container */
+    Py_ssize_t depth = 0;
+    Py_ssize_t scalars = 0;
+    int result;
+
+    skip_space(c);
+value:
+    if (c->at >= c->end) {
+        return 0;
+    }
+    if (*c->at == '{' || *c->at == '[') {
+        if (depth >= max_depth || depth >= STACK_DEPTH) {
+            return 0;
+        }
+        stack[depth++] = (char)*c->at;
+        c->at++;
+        skip_space(c);
+        if (c->at < c->end && *c->at == (stack[depth - 1] == '{' ? '}' : ']')) {
+            c->at++;
+            depth--;
+            goto after_value;
+        }
+        if (stack[depth - 1] == '{') {
+            goto key;
+        }
+        goto value;
+    }
+    result = take_scalar(c, texts);
+    if (result != 1) {
+        return result;
+    }
+    if (++scalars > max_params) {
+        return 0;
+    }
+after_value:
+    skip_space(c);
+    if (depth == 0) {
+        return c->at == c->end;
+    }
+    if (c->at >= c->end) {
+        return 0;
+    }
+    if (*c->at == ',') {
+        c->at++;
+        skip_space(c);
+        if (stack[depth - 1] == '{') {
+            goto key;
+        }
+        goto value;
+    }
+    if (*c->at == (stack[depth - 1] == '{' ? '}' : ']')) {
+        c->at++;
+        depth--;
+        goto after_value;
+    }
+    return 0;
+key:
+    if (c->at >= c->end || *c->at != '"') {
+        return 0;
+    }
+    result = take_string(c, texts);
+    if (result != 1) {
+        return result;
+    }
+    skip_space(c);
+    if (c->at >= c->end || *c->at != ':') {
+        return 0;
+    }
+    c->at++;
+    skip_space(c);
+    goto value;
+}
+
+static PyObject *plain_texts(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 3 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "plain_texts(body: bytes, max_depth: int, max_params: int)");
+        return NULL;
+    }
+    Py_ssize_t max_depth = PyLong_AsSsize_t(args[1]);
+    if (max_depth == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t max_params = PyLong_AsSsize_t(args[2]);
+    if (max_params == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Cursor cursor = {
+        (const unsigned char *)PyBytes_AS_STRING(args[0]),
+        (const unsigned char *)PyBytes_AS_STRING(args[0]) + PyBytes_GET_SIZE(args[0]),
+    };
+    PyObject *texts = PyList_New(0);
+    if (texts == NULL) {
+        return NULL;
+    }
+    int result = scan(&cursor, texts, max_depth, max_params);
+    if (result == 1) {
+        return texts;
+    }
+    Py_DECREF(texts);
+    if (result < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"plain_texts", (PyCFunction)(void (*)(void))plain_texts, METH_FASTCALL,
+     "The keys and strings of a plain JSON body, in order, or None (see the module)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "apishield._plainjson",
+    .m_doc = "The keys and strings of a plain JSON body in one pass.",
+    .m_size = -1,
+    .m_methods = methods,
+};
+
+PyMODINIT_FUNC PyInit__plainjson(void) {
+    init_byte_class();
+    return PyModule_Create(&module);
+}
