@@ -14,6 +14,7 @@ from apishield.inputs import InputRejected, InputValue
 from apishield.normalize import (
     LEGACY_ENTITY_NAMES,
     URI_TOO_LONG,
+    Locations,
     _loose_char,
     _percent_decode_each,
     canonical,
@@ -486,3 +487,16 @@ def test_a_prefix_tree_pattern_finds_what_the_flat_alternation_finds() -> None:
         assert found is None or found.start() == expected.start(), text  # type: ignore[union-attr]
     assert re.fullmatch(prefix_tree_pattern(["ab", "abc", "b"]), "abc")
     assert not re.fullmatch(prefix_tree_pattern(["ab", "abc", "b"]), "ac")
+
+
+def test_locations_are_shared_by_name_and_stay_bounded() -> None:
+    locations = Locations(Source.QUERY)
+    first = locations.at("id")
+    assert first is locations.at("id")
+    assert (first.source, first.name) == (Source.QUERY, "id")
+    for index in range(Locations.MAX_NAMES):  # invented names fill it: it starts over
+        locations.at(f"name{index}")
+    again = locations.at("id")
+    assert again is not first
+    assert (again.source, again.name) == (Source.QUERY, "id")
+    assert again is locations.at("id")  # and learns the names that follow

@@ -531,7 +531,7 @@ class Transaction:
         scanner = engine.value_scanner
         context = self._context
         if context is None or engine.shift is None:
-            return list(scanner.candidates(self._inputs))
+            return scanner.candidates(self._inputs)
         usual: list[InputValue] = []
         shifted: list[InputValue] = []
         self._judged = {}
@@ -543,7 +543,7 @@ class Transaction:
                 self._judged[id(value)] = judged
             else:
                 usual.append(value)
-        candidates = list(scanner.candidates(usual))
+        candidates = scanner.candidates(usual)
         if shifted:
             found = scanner.found_for([v.text for v in shifted])
             candidates += engine.shift.candidates(shifted, found)

@@ -46,8 +46,8 @@ import html
 import html.entities
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
-from functools import lru_cache, partial
+from collections.abc import Iterable
+from functools import lru_cache
 from typing import Final
 
 from apishield.findings import Location, Source
@@ -435,26 +435,43 @@ def decode_path(path: str) -> str:
 # -- request head -------------------------------------------------------------------
 
 
-def location_cache(source: Source) -> Callable[[str], Location]:
-    """A cached ``name → Location(source, name)``: values from one place share a Location."""
-    return lru_cache(maxsize=2048)(partial(Location, source))
+class Locations:
+    """``name → Location(source, name)``, remembered: values from one place share a
+    Location. Past :attr:`MAX_NAMES` names (hostile traffic inventing them) it starts
+    over, so it stays bounded and learns the names of the traffic that follows."""
+
+    MAX_NAMES: Final = 2048
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self._known: dict[str, Location] = {}
+
+    def at(self, name: str) -> Location:
+        """The Location of ``name`` in this source."""
+        location = self._known.get(name)
+        if location is None:
+            location = Location(self.source, name)
+            if len(self._known) >= self.MAX_NAMES:
+                self._known.clear()
+            self._known[name] = location
+        return location
 
 
-_segment_location: Final = location_cache(Source.PATH_SEGMENT)
-_header_location: Final = location_cache(Source.HEADER)
-_cookie_location: Final = location_cache(Source.COOKIE)
-_cookie_key_location: Final = location_cache(Source.COOKIE_KEY)
-_query_location: Final = location_cache(Source.QUERY)
-_query_key_location: Final = location_cache(Source.QUERY_KEY)
+_segment_locations: Final = Locations(Source.PATH_SEGMENT)
+_header_locations: Final = Locations(Source.HEADER)
+_cookie_locations: Final = Locations(Source.COOKIE)
+_cookie_key_locations: Final = Locations(Source.COOKIE_KEY)
+_query_locations: Final = Locations(Source.QUERY)
+_query_key_locations: Final = Locations(Source.QUERY_KEY)
 
 
 def parameter_inputs(
-    text: str, key_location: Callable[[str], Location], value_location: Callable[[str], Location]
+    text: str, key_locations: Locations, value_locations: Locations
 ) -> list[InputValue]:
     """Keys and values of an ``&``-separated, urlencoded string; duplicates kept.
 
     Each pair gives a key value (name = decoded key) and, when not empty, a value;
-    the location callables (see :func:`location_cache`) place them.
+    ``key_locations`` and ``value_locations`` place them.
     """
     values: list[InputValue] = []
     append = values.append
@@ -464,10 +481,10 @@ def parameter_inputs(
             continue
         key, _, raw = pair.partition("=")
         name = canonical_param(key) if decode else key
-        append(InputValue(key_location(name), key, name))
+        append(InputValue(key_locations.at(name), key, name))
         if raw:
             text_ = canonical_param(raw) if decode else raw
-            append(InputValue(value_location(name), raw, text_))
+            append(InputValue(value_locations.at(name), raw, text_))
     return values
 
 
@@ -482,7 +499,7 @@ def _path_inputs(path: str) -> tuple[InputValue, ...]:
     for index, segment in enumerate(path.split("/")[1:]):
         if segment:
             text = canonical(segment) if decode else segment
-            values.append(InputValue(_segment_location(str(index)), segment, text))
+            values.append(InputValue(_segment_locations.at(str(index)), segment, text))
     return tuple(values)
 
 
@@ -499,10 +516,10 @@ def _cookie_inputs(header: str) -> list[InputValue]:
         key, raw = key.strip(), raw.strip()
         if not key and not raw:
             continue
-        append(InputValue(_cookie_key_location(key), key, canonical(key) if decode else key))
+        append(InputValue(_cookie_key_locations.at(key), key, canonical(key) if decode else key))
         if raw:
             text = canonical(raw) if decode else raw
-            append(InputValue(_cookie_location(key), raw, text))
+            append(InputValue(_cookie_locations.at(key), raw, text))
     return values
 
 
@@ -546,7 +563,7 @@ def _header_input(name: str, value: str) -> InputValue | None:
         return _COOKIE_HEADER
     if lower in SKIPPED_HEADERS or _has_protocol_grammar(lower, value):
         return None
-    return InputValue(_header_location(lower), value, canonical(value))
+    return InputValue(_header_locations.at(lower), value, canonical(value))
 
 
 # Remembered for headers of up to REMEMBERED_TEXT_CHARS: clients send the same
@@ -600,7 +617,7 @@ def request_head_inputs(request: Request, limits: Limits) -> list[InputValue]:
         _remembered_path_inputs(path) if len(path) <= REMEMBERED_TEXT_CHARS else _path_inputs(path)
     )
     if query:
-        values += parameter_inputs(query, _query_key_location, _query_location)
+        values += parameter_inputs(query, _query_key_locations, _query_locations)
     values += header_values
     for header in cookies:
         values += _cookie_inputs(header)

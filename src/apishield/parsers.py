@@ -54,10 +54,10 @@ import orjson
 from apishield.findings import Location, Source
 from apishield.inputs import InputRejected, InputValue
 from apishield.normalize import (
+    Locations,
     canonical,
     count_parameters,
     decode_bytes,
-    location_cache,
     parameter_inputs,
     percent_decode,
 )
@@ -69,12 +69,12 @@ MAX_BOUNDARY_LENGTH: Final = 200
 
 _BODY_LOCATION: Final = Location(Source.BODY)
 _UTF8_BOM: Final = b"\xef\xbb\xbf"  # some clients send one; orjson refuses it
-_json_location: Final = location_cache(Source.JSON)
-_form_location: Final = location_cache(Source.FORM)
-_form_key_location: Final = location_cache(Source.FORM_KEY)
-_multipart_location: Final = location_cache(Source.MULTIPART)
-_multipart_name_location: Final = location_cache(Source.MULTIPART_NAME)
-_xml_location: Final = location_cache(Source.XML)
+_json_locations: Final = Locations(Source.JSON)
+_form_locations: Final = Locations(Source.FORM)
+_form_key_locations: Final = Locations(Source.FORM_KEY)
+_multipart_locations: Final = Locations(Source.MULTIPART)
+_multipart_name_locations: Final = Locations(Source.MULTIPART_NAME)
+_xml_locations: Final = Locations(Source.XML)
 _PARAMETER: Final = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
 _QUOTED_PAIR: Final = re.compile(r"\\(.)")
 _QUOTED_FILENAME: Final = re.compile(r';\s*filename\s*=\s*"((?:[^"\\]|\\.)*)"', re.IGNORECASE)
@@ -207,7 +207,7 @@ class _JsonWalker:
         else:
             if kind is str:
                 text = canonical(node) if self.decode else node
-                self.values.append(InputValue(_json_location(pointer), node, text))
+                self.values.append(InputValue(_json_locations.at(pointer), node, text))
             self.count(1, pointer)
 
     def count(self, scalars: int, pointer: str) -> None:
@@ -247,7 +247,7 @@ class _JsonWalker:
         for index, child in enumerate(items):
             kind = type(child)
             if kind is str:
-                location = _json_location(f"{pointer}/{index}")
+                location = _json_locations.at(f"{pointer}/{index}")
                 append(InputValue(location, child, canonical(child) if decode else child))
                 scalars += 1
             elif kind in _CONTAINERS:
@@ -449,7 +449,7 @@ def _parse_form(body: bytes, limits: Limits) -> list[InputValue]:
     count = count_parameters(text)
     if count > limits.max_params:
         raise _too_many(count, limits, Location(Source.FORM))
-    return parameter_inputs(text, _form_key_location, _form_location)
+    return parameter_inputs(text, _form_key_locations, _form_locations)
 
 
 # -- multipart ----------------------------------------------------------------------
@@ -503,13 +503,13 @@ def _part_inputs(part: bytes, limits: Limits) -> list[InputValue]:
     headers, content = _part_head(part, limits)
     name, filenames = _disposition(headers.get("content-disposition", ""), limits)
     media, params = _part_header(headers.get("content-type", ""), limits)
-    where = _multipart_name_location(name)
+    where = _multipart_name_locations.at(name)
     values = [InputValue(where, label, canonical(label)) for label in (name, *filenames) if label]
     if _is_binary(media):
         content = content[:FILE_PREVIEW_BYTES]
     if content:
         raw = decode_text(content, params.get("charset"))
-        values.append(InputValue(_multipart_location(name), raw, canonical(raw)))
+        values.append(InputValue(_multipart_locations.at(name), raw, canonical(raw)))
     return values
 
 
@@ -558,7 +558,7 @@ class _XmlCollector:
     def _add(self, path: str, raw: str) -> None:
         if len(self.values) >= self.limits.max_params:
             raise _too_many(len(self.values) + 1, self.limits, Location(Source.XML, path))
-        self.values.append(InputValue(_xml_location(path), raw, canonical(raw)))
+        self.values.append(InputValue(_xml_locations.at(path), raw, canonical(raw)))
 
     def start(self, name: str, attributes: dict[str, str]) -> None:
         counts = self.siblings[-1]

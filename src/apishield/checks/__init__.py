@@ -194,11 +194,13 @@ class ValueScanner:
 
     def candidates(
         self, values: Sequence[InputValue]
-    ) -> Iterator[tuple[InputValue, ValueCheck, Sequence[Hit]]]:
-        """Each (value, check, the check's hits) pair the check must inspect."""
-        for value, found in zip(values, self._candidates_of([v.text for v in values]), strict=True):
+    ) -> list[tuple[InputValue, ValueCheck, Sequence[Hit]]]:
+        """Each (value, check, the check's hits) triple the check must inspect."""
+        triples: list[tuple[InputValue, ValueCheck, Sequence[Hit]]] = []
+        for index, found in enumerate(self._candidates_of([v.text for v in values])):
             for check, hits in found:
-                yield value, check, hits
+                triples.append((values[index], check, hits))
+        return triples
 
     def found_for(self, texts: list[str]) -> list[_Candidates]:
         """Per text, the checks that must inspect it and their hits (remembered)."""
