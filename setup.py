@@ -30,13 +30,16 @@ COMPILED = sorted(
     [
         "apishield/adapters/proxy.py",
         "apishield/adapters/upstream.py",
+        "apishield/clientip.py",
         "apishield/context.py",
         "apishield/engine.py",
+        "apishield/events.py",
         "apishield/findings.py",
         "apishield/http.py",
         "apishield/inputs.py",
         "apishield/normalize.py",
         "apishield/parsers.py",
+        "apishield/routes.py",
         "apishield/signatures.py",
         *(p.relative_to(SOURCES).as_posix() for p in (SOURCES / "apishield/checks").glob("*.py")),
     ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import time
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
@@ -32,7 +31,6 @@ def new_event_id(now: float | None = None) -> str:
     return ((millis << 80) | _ids.getrandbits(80)).to_bytes(16, "big").hex()
 
 
-@dataclass(slots=True)
 class SecurityEvent:
     """What happened to one transaction and why.
 
@@ -40,19 +38,38 @@ class SecurityEvent:
     ``block`` or ``reject``. Latencies are in milliseconds.
     """
 
-    event_id: str
-    time: float
-    client_ip: str
-    method: str
-    path: str
-    route: str
-    status: int
-    verdict: str
-    findings: list[Finding] = field(default_factory=list)
-    identity: str | None = None
-    engine_ms: float = 0.0
-    upstream_ms: float | None = None
-    reason: str = ""
+    # A plain class, not a dataclass: compiled (setup.py), a dataclass's generated
+    # __init__ would stay interpreted Python, one call per request.
+    def __init__(
+        self,
+        *,
+        event_id: str,
+        time: float,
+        client_ip: str,
+        method: str,
+        path: str,
+        route: str,
+        status: int,
+        verdict: str,
+        findings: list[Finding] | None = None,
+        identity: str | None = None,
+        engine_ms: float = 0.0,
+        upstream_ms: float | None = None,
+        reason: str = "",
+    ) -> None:
+        self.event_id = event_id
+        self.time = time
+        self.client_ip = client_ip
+        self.method = method
+        self.path = path
+        self.route = route
+        self.status = status
+        self.verdict = verdict
+        self.findings: list[Finding] = [] if findings is None else findings
+        self.identity = identity
+        self.engine_ms = engine_ms
+        self.upstream_ms = upstream_ms
+        self.reason = reason
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict; the schema every sink writes."""

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 T = TypeVar("T")
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
@@ -29,13 +28,15 @@ def _group(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", name)
 
 
-@dataclass(frozen=True, slots=True)
 class _Entry(Generic[T]):
-    template: str
-    methods: frozenset[str]
-    pattern: re.Pattern[str]
-    literal: bool
-    value: T
+    """One route template, its methods and its value."""
+
+    def __init__(self, template: str, methods: frozenset[str], value: T) -> None:
+        self.template: Final = template
+        self.methods: Final = methods
+        self.pattern: Final = compile_template(template)
+        self.literal: Final = "{" not in template and not template.endswith("*")
+        self.value: Final = value
 
 
 class RouteTable(Generic[T]):
@@ -47,14 +48,7 @@ class RouteTable(Generic[T]):
 
     def __init__(self, entries: Iterable[tuple[str, Sequence[str], T]]) -> None:
         compiled = [
-            _Entry(
-                template,
-                frozenset(methods),
-                compile_template(template),
-                "{" not in template and not template.endswith("*"),
-                value,
-            )
-            for template, methods, value in entries
+            _Entry(template, frozenset(methods), value) for template, methods, value in entries
         ]
         self._exact: dict[str, list[_Entry[T]]] = {}
         for entry in compiled:
