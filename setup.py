@@ -3,7 +3,7 @@
 The modules in :data:`COMPILED` (the engine, normalisation, parsers, every built-in
 check, and the proxy's client and upstream connections) run for every request;
 compiled, the same typed Python runs faster (``docs/RATIONALE.md`` has the
-measurements). One small C module, ``apishield._plainjson``, reads the texts of a
+measurements). One small C module, ``apishield._speedups``, reads the texts of a
 plain JSON body in one pass; without it, the parsers get the same texts from orjson
 and a walk. Everything else stays plain Python, and so does everything when:
 
@@ -65,7 +65,7 @@ def compiled_extensions() -> list[Extension]:
     extensions = mypycify(
         [*options, *(f"src/{path}" for path in COMPILED)], opt_level="3", group_name="apishield"
     )
-    extensions.append(Extension("apishield._plainjson", ["src/apishield/_plainjson.c"]))
+    extensions.append(Extension("apishield._speedups", ["src/apishield/_speedups.c"]))
     for extension in extensions:
         extension.optional = True  # a failed compile falls back to the plain module
     return extensions

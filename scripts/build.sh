@@ -18,6 +18,6 @@ import os, sys
 import apishield
 if not apishield.COMPILED or not os.path.abspath(apishield.__file__).startswith(sys.argv[1]):
     sys.exit(f"build: {apishield.__file__} is not a compiled build in {sys.argv[1]}")
-import apishield._plainjson  # the C scanner of plain JSON bodies
+import apishield._speedups  # the C scanner of plain JSON bodies
 ' "$(cd "${dir}" && pwd)"
 echo "compiled build in ${dir}"

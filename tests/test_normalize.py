@@ -17,6 +17,7 @@ from apishield.normalize import (
     Locations,
     _loose_char,
     _percent_decode_each,
+    _plain_text_in_python,
     canonical,
     canonical_param,
     decode_bytes,
@@ -27,6 +28,11 @@ from apishield.normalize import (
     request_head_inputs,
 )
 from apishield.policy import Limits
+
+try:
+    from apishield import _speedups as speedups
+except ImportError:  # a plain-Python build
+    speedups = None  # type: ignore[assignment]
 
 LIMITS = Limits()
 
@@ -500,3 +506,30 @@ def test_locations_are_shared_by_name_and_stay_bounded() -> None:
     assert again is not first
     assert (again.source, again.name) == (Source.QUERY, "id")
     assert again is locations.at("id")  # and learns the names that follow
+
+
+@pytest.mark.parametrize(
+    ("text", "stops", "plain"),
+    [
+        ("", "%", True),
+        ("abc-_.~ /x", "%\\\x00&", True),
+        ("50%", "%\\\x00&", False),
+        ("a\x00b", "%\\\x00", False),
+        ("a+b", "%\\\x00", True),
+        ("a+b", "%\\\x00+", False),
+        ("caf\u00e9", "%", False),  # not ASCII
+        ("x" * 1000 + "&", "&", False),
+    ],
+)
+def test_plain_text_in_c_and_in_python_agree(text: str, stops: str, plain: bool) -> None:
+    assert _plain_text_in_python(text, stops) is plain
+    if speedups is not None:
+        assert speedups.plain_text(text, stops) is plain
+
+
+@pytest.mark.skipif(speedups is None, reason="built without the C module")
+def test_plain_text_in_c_checks_its_arguments() -> None:
+    with pytest.raises(TypeError):
+        speedups.plain_text("x", "\u00e9")  # the stops must be ASCII
+    with pytest.raises(TypeError):
+        speedups.plain_text(b"x", "%")  # type: ignore[arg-type]

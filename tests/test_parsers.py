@@ -24,7 +24,7 @@ from apishield.parsers import (
 from apishield.policy import Limits
 
 try:
-    from apishield._plainjson import plain_texts
+    from apishield._speedups import plain_texts
 except ImportError:  # a plain-Python build
     plain_texts = None
 

@@ -46,7 +46,7 @@ import html
 import html.entities
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Final
 
@@ -346,16 +346,36 @@ def _decode(text: str, plus: bool) -> str:
     return text.replace("\x00", "") if "\x00" in text else text
 
 
+def _plain_text_in_python(text: str, stops: str) -> bool:
+    """True when ``text`` is ASCII without any character of ``stops``."""
+    if not text.isascii():
+        return False
+    return all(stop not in text for stop in stops)
+
+
+def _plain_text_scanner() -> Callable[[str, str], bool]:
+    """The C form of :func:`_plain_text_in_python` when the build has it (one pass
+    instead of a method call and a search per character)."""
+    try:
+        from apishield._speedups import plain_text  # noqa: PLC0415 - optional C module
+    except ImportError:
+        return _plain_text_in_python
+    return plain_text
+
+
+_plain_text: Final = _plain_text_scanner()
+
+# What keeps a text from being its own canonical form (see the module docstring):
+_DECODING_STOPS: Final = "%\\\x00"  # percent-encoding, backslash escapes, NUL
+_PARAMETER_DECODING_STOPS: Final = "%\\\x00+"  # and + for a space in a parameter
+_CANONICAL_STOPS: Final = "%\\\x00&"  # and HTML entities
+_PARAMETER_CANONICAL_STOPS: Final = "%\\\x00&+"
+
+
 def is_plain(text: str, *, plus: bool = False) -> bool:
     """True when no decoding step applies to ``text``, ``&`` aside (callers split on it
     or test it). Checking a whole container once spares a call per value."""
-    return (
-        text.isascii()
-        and "%" not in text
-        and "\\" not in text
-        and "\x00" not in text
-        and not (plus and "+" in text)
-    )
+    return _plain_text(text, _PARAMETER_DECODING_STOPS if plus else _DECODING_STOPS)
 
 
 # Decoded texts of up to this many characters are remembered: browsers repeat the
@@ -372,13 +392,7 @@ def _decoded(text: str, plus: bool) -> str:
 
 def canonical(text: str) -> str:
     """The canonical form detectors match against (see the module docstring)."""
-    if (  # is_plain inlined: called for every value, mostly plain ones
-        text.isascii()
-        and "%" not in text
-        and "\\" not in text
-        and "&" not in text
-        and "\x00" not in text
-    ):
+    if _plain_text(text, _CANONICAL_STOPS):  # called for every value, mostly plain ones
         return text
     return _decoded(text, False)
 
@@ -386,7 +400,9 @@ def canonical(text: str) -> str:
 def canonical_param(text: str) -> str:
     """:func:`canonical` for query and form parameters, where ``+`` is a space (without
     a ``+``, decoding a parameter is decoding any text)."""
-    return _decoded(text, True) if "+" in text else canonical(text)
+    if _plain_text(text, _PARAMETER_CANONICAL_STOPS):
+        return text
+    return _decoded(text, "+" in text)
 
 
 # -- paths --------------------------------------------------------------------------
@@ -419,13 +435,9 @@ def decode_path(path: str) -> str:
     """
     if (
         path.startswith("/")
-        and path.isascii()
-        and "%" not in path
-        and "\\" not in path
+        and _plain_text(path, "%\\;\x00")
         and "//" not in path
         and "/." not in path
-        and ";" not in path
-        and "\x00" not in path
     ):
         return path
     decoded = percent_decode(path) if "%" in path or not path.isascii() else path
@@ -525,7 +537,8 @@ def _cookie_inputs(header: str) -> list[InputValue]:
 
 def _check_request_line(request: Request, limits: Limits) -> None:
     target = request.target
-    size = len(target) if target.isascii() else len(target.encode("utf-8", "surrogatepass"))
+    ascii_only = _plain_text(target, "")  # no stop characters: ASCII alone
+    size = len(target) if ascii_only else len(target.encode("utf-8", "surrogatepass"))
     if size > limits.max_url_bytes:
         raise InputRejected(
             "limits.url",

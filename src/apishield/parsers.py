@@ -624,7 +624,7 @@ _PlainJsonScanner = Callable[[bytes, int, int], "list[str] | None"]
 def _plain_json_scanner() -> _PlainJsonScanner | None:
     """The C scanner of plain JSON bodies, when the build has it."""
     try:
-        from apishield._plainjson import plain_texts  # noqa: PLC0415 - optional C module
+        from apishield._speedups import plain_texts  # noqa: PLC0415 - optional C module
     except ImportError:
         return None
     return plain_texts

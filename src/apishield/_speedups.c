@@ -1,5 +1,12 @@
 /*
- * apishield._plainjson: the keys and strings of a plain JSON body in one pass.
+ * apishield._speedups: the two scans the engine runs on every request, in C.
+ *
+ * plain_text(text, stops) -> bool
+ *
+ * True when text is ASCII and holds none of the (ASCII) characters of stops: the
+ * test that spares decoding a value that no decoding step applies to. In Python it
+ * is a method call and a search per character (apishield.normalize has that form,
+ * for builds without this module).
  *
  * plain_texts(body, max_depth, max_params) -> list[str] | None
  *
@@ -330,7 +337,38 @@ static PyObject *plain_texts(PyObject *module, PyObject *const *args, Py_ssize_t
     Py_RETURN_NONE;
 }
 
+static PyObject *plain_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyUnicode_Check(args[1]) ||
+        PyUnicode_READY(args[1]) < 0 || !PyUnicode_IS_ASCII(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "plain_text(text: str, stops: str of ASCII characters)");
+        return NULL;
+    }
+    PyObject *text = args[0];
+    if (PyUnicode_READY(text) < 0) {
+        return NULL;
+    }
+    if (!PyUnicode_IS_ASCII(text)) {
+        Py_RETURN_FALSE;
+    }
+    unsigned char stop[128] = {0};
+    const unsigned char *stops = (const unsigned char *)PyUnicode_DATA(args[1]);
+    for (Py_ssize_t i = 0, n = PyUnicode_GET_LENGTH(args[1]); i < n; i++) {
+        stop[stops[i]] = 1;
+    }
+    const unsigned char *at = (const unsigned char *)PyUnicode_DATA(text);
+    const unsigned char *end = at + PyUnicode_GET_LENGTH(text);
+    for (; at < end; at++) {
+        if (stop[*at]) {
+            Py_RETURN_FALSE;
+        }
+    }
+    Py_RETURN_TRUE;
+}
+
 static PyMethodDef methods[] = {
+    {"plain_text", (PyCFunction)(void (*)(void))plain_text, METH_FASTCALL,
+     "True when text is ASCII without any character of stops (see the module)."},
     {"plain_texts", (PyCFunction)(void (*)(void))plain_texts, METH_FASTCALL,
      "The keys and strings of a plain JSON body, in order, or None (see the module)."},
     {NULL, NULL, 0, NULL},
@@ -338,13 +376,13 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "apishield._plainjson",
-    .m_doc = "The keys and strings of a plain JSON body in one pass.",
+    .m_name = "apishield._speedups",
+    .m_doc = "The two scans the engine runs on every request, in C.",
     .m_size = -1,
     .m_methods = methods,
 };
 
-PyMODINIT_FUNC PyInit__plainjson(void) {
+PyMODINIT_FUNC PyInit__speedups(void) {
     init_byte_class();
     return PyModule_Create(&module);
 }
