@@ -758,3 +758,13 @@ def test_the_scanner_hands_out_a_recurring_short_text_once() -> None:
     assert all(a is b for a, b in zip(first, second, strict=True))  # its hash kept
     long_text = b'["' + b"x" * 65 + b'"]'
     assert _scanned(long_text, LIMITS) == ["x" * 65]
+
+
+def test_content_types_are_remembered_but_an_ambiguous_one_is_refused_each_time() -> None:
+    for _ in range(2):
+        assert _parse(b'{"k": "v"}', "Application/JSON; charset=utf-8")[-1][2] == "v"
+        with pytest.raises(InputRejected) as caught:
+            body_inputs(b'{"k": "v"}', "application/json; charset=utf-8; charset=latin-1", LIMITS)
+        assert caught.value.check == "parse.content_type"
+    for index in range(300):  # more distinct values than it keeps: it starts over
+        assert plain_json_texts(b'["v"]', f"application/json; x={index}", LIMITS) == ["v"]

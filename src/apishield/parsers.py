@@ -106,11 +106,24 @@ def parse_header_parameters(value: str) -> tuple[str, dict[str, str]]:
     return head.strip().lower(), params
 
 
+# Parsed Content-Type values (read, never changed): clients send the same few.
+_content_types: Final[dict[str, tuple[str, dict[str, str]]]] = {}
+_CONTENT_TYPES_REMEMBERED: Final = 256
+
+
 def _content_type(value: str | None, limits: Limits) -> tuple[str, dict[str, str]]:
+    value = value or ""
+    parsed = _content_types.get(value)
+    if parsed is not None:
+        return parsed
     try:
-        return parse_header_parameters(value or "")
+        parsed = parse_header_parameters(value)
     except ValueError as exc:
         raise _malformed("parse.content_type", f"Content-Type is ambiguous: {exc}", limits) from exc
+    if len(_content_types) >= _CONTENT_TYPES_REMEMBERED:
+        _content_types.clear()  # invented values: start over, stay bounded
+    _content_types[value] = parsed
+    return parsed
 
 
 def _is_json(media: str) -> bool:
