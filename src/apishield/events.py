@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import time
+from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 import orjson
@@ -32,6 +33,7 @@ def new_event_id(now: float | None = None) -> str:
     return ((millis << 80) | _random_bits(80)).to_bytes(16, "big").hex()
 
 
+@dataclass(init=False, slots=True)  # see findings.Location
 class SecurityEvent:
     """What happened to one transaction and why.
 
@@ -39,8 +41,20 @@ class SecurityEvent:
     ``block`` or ``reject``. Latencies are in milliseconds.
     """
 
-    # A plain class, not a dataclass: compiled (setup.py), a dataclass's generated
-    # __init__ would stay interpreted Python, one call per request.
+    event_id: str
+    time: float
+    client_ip: str
+    method: str
+    path: str
+    route: str
+    status: int
+    verdict: str
+    findings: list[Finding]
+    identity: str | None
+    engine_ms: float
+    upstream_ms: float | None
+    reason: str
+
     def __init__(
         self,
         *,
@@ -66,7 +80,7 @@ class SecurityEvent:
         self.route = route
         self.status = status
         self.verdict = verdict
-        self.findings: list[Finding] = [] if findings is None else findings
+        self.findings = [] if findings is None else findings
         self.identity = identity
         self.engine_ms = engine_ms
         self.upstream_ms = upstream_ms
