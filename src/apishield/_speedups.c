@@ -1,5 +1,5 @@
 /*
- * apishield._speedups: the two scans the engine runs on every request, in C.
+ * apishield._speedups: what runs on every request and is slow in Python, in C.
  *
  * plain_text(text, stops) -> bool
  *
@@ -23,6 +23,18 @@
  * it, for the common case of a JSON request body whose texts the engine has seen
  * before (see docs/RATIONALE.md). Short texts come from a small cache, so that a
  * recurring key or value is the same string, its hash computed once.
+ *
+ * find_headers(headers, names) -> list[tuple[bytes, bytes]]
+ * header_lines(headers, drop) -> tuple[bytes, list[tuple[bytes, bytes]]]
+ * decode_headers(headers) -> list[tuple[str, str]]
+ *
+ * The proxy's work on header lists as llhttp gives them, (name, value) byte pairs:
+ * find the few it reads (framing, forwarding), write out the others as lines, and
+ * decode them to text for the engine. names and drop are tuples of lower-case
+ * names; a header matches one of them whatever the case of its ASCII letters, and
+ * is reported with that spelling. In Python each header costs a method call
+ * (bytes.lower) and a set lookup or two; here, a few byte compares.
+ * apishield.rawheaders has them in Python too, for builds without this module.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -366,23 +378,295 @@ static PyObject *plain_text(PyObject *module, PyObject *const *args, Py_ssize_t 
     Py_RETURN_TRUE;
 }
 
+/* -- raw header lists (llhttp's (name, value) byte pairs) --------------------------- */
+
+/* ASCII lower case of a byte (no locale). */
+static unsigned char lower_byte[256];
+
+static void init_lower_byte(void) {
+    for (int byte = 0; byte < 256; byte++) {
+        lower_byte[byte] = (unsigned char)(byte >= 'A' && byte <= 'Z' ? byte + 32 : byte);
+    }
+}
+
+/* The item of names (lower-case bytes) equal to name[0:length] but for ASCII case,
+ * or NULL (borrowed). Lengths differ for most pairs, so this is a few compares. */
+static PyObject *known_name(PyObject *names, const unsigned char *name, Py_ssize_t length) {
+    for (Py_ssize_t i = 0, n = PyTuple_GET_SIZE(names); i < n; i++) {
+        PyObject *known = PyTuple_GET_ITEM(names, i);
+        if (PyBytes_GET_SIZE(known) != length) {
+            continue;
+        }
+        const unsigned char *expected = (const unsigned char *)PyBytes_AS_STRING(known);
+        Py_ssize_t at = 0;
+        while (at < length && lower_byte[name[at]] == expected[at]) {
+            at++;
+        }
+        if (at == length) {
+            return known;
+        }
+    }
+    return NULL;
+}
+
+/* The name and value of pairs[i] (a tuple), borrowed, after checking it is a pair
+ * of bytes. */
+static int header_at(PyObject *pairs, Py_ssize_t i, PyObject **name, PyObject **value,
+                     const char *signature) {
+    PyObject *pair = PyTuple_GET_ITEM(pairs, i);
+    if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 ||
+        !PyBytes_Check(PyTuple_GET_ITEM(pair, 0)) || !PyBytes_Check(PyTuple_GET_ITEM(pair, 1))) {
+        PyErr_SetString(PyExc_TypeError, signature);
+        return -1;
+    }
+    *name = PyTuple_GET_ITEM(pair, 0);
+    *value = PyTuple_GET_ITEM(pair, 1);
+    return 0;
+}
+
+/* The items of a list as a new tuple. The functions below work on such copies: an
+ * allocation may run the collector, whose finalizers could change the list and free
+ * an item in use. (PyList_AsTuple is not enough: it reads the list after allocating.) */
+static PyObject *list_copy(PyObject *list) {
+    for (int attempt = 0; attempt < 8; attempt++) {
+        Py_ssize_t count = PyList_GET_SIZE(list);
+        PyObject *copy = PyTuple_New(count);
+        if (copy == NULL) {
+            return NULL;
+        }
+        if (PyList_GET_SIZE(list) == count) { /* nothing runs Python code from here */
+            for (Py_ssize_t i = 0; i < count; i++) {
+                PyObject *item = PyList_GET_ITEM(list, i);
+                Py_INCREF(item);
+                PyTuple_SET_ITEM(copy, i, item);
+            }
+            return copy;
+        }
+        Py_DECREF(copy);
+    }
+    PyErr_SetString(PyExc_RuntimeError, "the list kept changing while it was copied");
+    return NULL;
+}
+
+/* The header list as a tuple (a new reference), after checking the arguments. */
+static PyObject *header_pairs(PyObject *const *args, Py_ssize_t nargs, const char *signature) {
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyTuple_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, signature);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0, n = PyTuple_GET_SIZE(args[1]); i < n; i++) {
+        if (!PyBytes_Check(PyTuple_GET_ITEM(args[1], i))) {
+            PyErr_SetString(PyExc_TypeError, signature);
+            return NULL;
+        }
+    }
+    return list_copy(args[0]);
+}
+
+/* Append (known, value) to found; -1 on a Python error. */
+static int append_found(PyObject *found, PyObject *known, PyObject *value) {
+    PyObject *pair = PyTuple_Pack(2, known, value);
+    if (pair == NULL) {
+        return -1;
+    }
+    int failed = PyList_Append(found, pair);
+    Py_DECREF(pair);
+    return failed;
+}
+
+/* Every header of pairs named in names into found (and, when dropped is not NULL, a
+ * flag per header); the size of the lines of the others; -1 on a Python error. */
+static Py_ssize_t sort_headers(PyObject *pairs, PyObject *names, PyObject *found, char *dropped,
+                               const char *signature) {
+    Py_ssize_t size = 0;
+    for (Py_ssize_t i = 0, n = PyTuple_GET_SIZE(pairs); i < n; i++) {
+        PyObject *name;
+        PyObject *value;
+        if (header_at(pairs, i, &name, &value, signature) < 0) {
+            return -1;
+        }
+        PyObject *known = known_name(names, (const unsigned char *)PyBytes_AS_STRING(name),
+                                     PyBytes_GET_SIZE(name));
+        if (dropped != NULL) {
+            dropped[i] = known != NULL;
+        }
+        if (known != NULL) {
+            if (append_found(found, known, value) < 0) {
+                return -1;
+            }
+        } else {
+            size += PyBytes_GET_SIZE(name) + PyBytes_GET_SIZE(value) + 4; /* ": ", CRLF */
+        }
+    }
+    return size;
+}
+
+static const char FIND_SIGNATURE[] =
+    "find_headers(headers: list[tuple[bytes, bytes]], names: tuple[bytes, ...])";
+
+static PyObject *find_headers(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    PyObject *pairs = header_pairs(args, nargs, FIND_SIGNATURE);
+    if (pairs == NULL) {
+        return NULL;
+    }
+    PyObject *found = PyList_New(0);
+    if (found != NULL && sort_headers(pairs, args[1], found, NULL, FIND_SIGNATURE) < 0) {
+        Py_CLEAR(found);
+    }
+    Py_DECREF(pairs);
+    return found;
+}
+
+static const char LINES_SIGNATURE[] =
+    "header_lines(headers: list[tuple[bytes, bytes]], drop: tuple[bytes, ...])";
+
+/* Whether each header is dropped, a byte each: on the stack for the usual few. */
+#define FEW_HEADERS 64
+
+static PyObject *header_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    PyObject *pairs = header_pairs(args, nargs, LINES_SIGNATURE);
+    if (pairs == NULL) {
+        return NULL;
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(pairs);
+    char few[FEW_HEADERS];
+    char *dropped = count <= FEW_HEADERS ? few : PyMem_Malloc((size_t)count);
+    PyObject *found = PyList_New(0);
+    PyObject *lines = NULL;
+    PyObject *result = NULL;
+    if (dropped == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (found == NULL) {
+        goto done;
+    }
+    Py_ssize_t size = sort_headers(pairs, args[1], found, dropped, LINES_SIGNATURE);
+    if (size < 0) {
+        goto done;
+    }
+    lines = PyBytes_FromStringAndSize(NULL, size);
+    if (lines == NULL) {
+        goto done;
+    }
+    char *out = PyBytes_AS_STRING(lines);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (dropped[i]) {
+            continue;
+        }
+        PyObject *pair = PyTuple_GET_ITEM(pairs, i);
+        PyObject *name = PyTuple_GET_ITEM(pair, 0);
+        PyObject *value = PyTuple_GET_ITEM(pair, 1);
+        memcpy(out, PyBytes_AS_STRING(name), (size_t)PyBytes_GET_SIZE(name));
+        out += PyBytes_GET_SIZE(name);
+        memcpy(out, ": ", 2);
+        out += 2;
+        memcpy(out, PyBytes_AS_STRING(value), (size_t)PyBytes_GET_SIZE(value));
+        out += PyBytes_GET_SIZE(value);
+        memcpy(out, "\r\n", 2);
+        out += 2;
+    }
+    result = PyTuple_Pack(2, lines, found);
+done:
+    if (dropped != few) {
+        PyMem_Free(dropped);
+    }
+    Py_XDECREF(lines);
+    Py_XDECREF(found);
+    Py_DECREF(pairs);
+    return result;
+}
+
+/* The text of a latin-1 byte string: ASCII ones through the cache of short texts. */
+static PyObject *latin1_text(PyObject *raw) {
+    if (!PyBytes_Check(raw)) {
+        return PyUnicode_FromEncodedObject(raw, "latin-1", NULL); /* other buffers */
+    }
+    const unsigned char *start = (const unsigned char *)PyBytes_AS_STRING(raw);
+    Py_ssize_t length = PyBytes_GET_SIZE(raw);
+    for (Py_ssize_t i = 0; i < length; i++) {
+        if (start[i] >= 0x80) {
+            return PyUnicode_DecodeLatin1((const char *)start, length, NULL);
+        }
+    }
+    return text_of(start, length);
+}
+
+static const char DECODE_SIGNATURE[] =
+    "decode_headers(headers: iterable of (name, value) byte-string pairs)";
+
+static PyObject *decode_pair(PyObject *pair) {
+    if (!PyTuple_Check(pair) && !PyList_Check(pair)) {
+        PyErr_SetString(PyExc_TypeError, DECODE_SIGNATURE);
+        return NULL;
+    }
+    PyObject *items = PyList_Check(pair) ? list_copy(pair) : Py_NewRef(pair);
+    if (items == NULL) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (PyTuple_GET_SIZE(items) != 2) {
+        PyErr_SetString(PyExc_TypeError, DECODE_SIGNATURE);
+    } else {
+        PyObject *name = latin1_text(PyTuple_GET_ITEM(items, 0));
+        PyObject *value = name == NULL ? NULL : latin1_text(PyTuple_GET_ITEM(items, 1));
+        if (value != NULL) {
+            result = PyTuple_Pack(2, name, value);
+        }
+        Py_XDECREF(name);
+        Py_XDECREF(value);
+    }
+    Py_DECREF(items);
+    return result;
+}
+
+static PyObject *decode_headers(PyObject *module, PyObject *headers) {
+    (void)module;
+    /* a tuple, for the reason list_copy gives */
+    PyObject *items = PyList_Check(headers) ? list_copy(headers) : PySequence_Tuple(headers);
+    if (items == NULL) {
+        return NULL;
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(items);
+    PyObject *decoded = PyList_New(count);
+    for (Py_ssize_t i = 0; decoded != NULL && i < count; i++) {
+        PyObject *pair = decode_pair(PyTuple_GET_ITEM(items, i));
+        if (pair == NULL) {
+            Py_CLEAR(decoded);
+        } else {
+            PyList_SET_ITEM(decoded, i, pair);
+        }
+    }
+    Py_DECREF(items);
+    return decoded;
+}
+
 static PyMethodDef methods[] = {
     {"plain_text", (PyCFunction)(void (*)(void))plain_text, METH_FASTCALL,
      "True when text is ASCII without any character of stops (see the module)."},
     {"plain_texts", (PyCFunction)(void (*)(void))plain_texts, METH_FASTCALL,
      "The keys and strings of a plain JSON body, in order, or None (see the module)."},
+    {"find_headers", (PyCFunction)(void (*)(void))find_headers, METH_FASTCALL,
+     "The (name, value) of every header named in names, by names' spelling (see the module)."},
+    {"header_lines", (PyCFunction)(void (*)(void))header_lines, METH_FASTCALL,
+     "The lines of the headers not named in drop, and the (name, value) of those that are."},
+    {"decode_headers", (PyCFunction)decode_headers, METH_O,
+     "The headers as latin-1 text pairs (see the module)."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "apishield._speedups",
-    .m_doc = "The two scans the engine runs on every request, in C.",
+    .m_doc = "What runs on every request and is slow in Python, in C (see apishield.rawheaders).",
     .m_size = -1,
     .m_methods = methods,
 };
 
 PyMODINIT_FUNC PyInit__speedups(void) {
     init_byte_class();
+    init_lower_byte();
     return PyModule_Create(&module);
 }

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
+from apishield.rawheaders import decode_headers
+
 
 class Headers:
     """An immutable, ordered, case-insensitive multi-map of header names to values.
@@ -35,8 +37,7 @@ class Headers:
     @staticmethod
     def from_raw(raw: Iterable[tuple[bytes, bytes]]) -> Headers:
         """Build from the ``(name, value)`` byte pairs that servers such as ASGI give."""
-        # a list, not a generator, and the class by name (compiled: a direct call)
-        return Headers([(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw])
+        return Headers(decode_headers(raw))  # the class by name (compiled: a direct call)
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of ``name``, or ``default``."""

@@ -34,7 +34,7 @@ import signal
 import ssl
 from collections import deque
 from http import HTTPStatus
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import httptools
 
@@ -47,34 +47,38 @@ from apishield.findings import Location, Source, Verdict
 from apishield.http import Headers, Request, Response
 from apishield.policy import TLS
 from apishield.problem import PROBLEM_CONTENT_TYPE, problem_json
+from apishield.rawheaders import RawHeaders, find_headers, header_lines
 from apishield.reload import PolicyHolder
 
 log = logging.getLogger("apishield.proxy")
 
-_HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-    }
+_HOP_BY_HOP: Final = (
+    b"connection",
+    b"keep-alive",
+    b"proxy-connection",
+    b"proxy-authenticate",
+    b"proxy-authorization",
+    b"te",
+    b"trailer",
+    b"transfer-encoding",
+    b"upgrade",
 )
-_REPLACED_REQUEST = _HOP_BY_HOP | {
+_HOP_BY_HOP_AND_LENGTH: Final = (*_HOP_BY_HOP, b"content-length")
+_REPLACED_REQUEST: Final = (
+    *_HOP_BY_HOP,
     b"content-length",
     b"expect",
     b"x-forwarded-for",
     b"x-forwarded-proto",
     b"x-forwarded-host",
     b"forwarded",
-}
+)
+_FRAMING: Final = (b"host", b"transfer-encoding", b"content-length")
+_CONTENT_LENGTH: Final = (b"content-length",)
+_EXPECT: Final = (b"expect",)
 _BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
 _IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
-_IDEMPOTENCY_KEYS = frozenset({b"idempotency-key", b"x-idempotency-key"})
+_IDEMPOTENCY_KEYS: Final = (b"idempotency-key", b"x-idempotency-key")
 _PIPELINE_DEPTH = 8
 _FLUSH_BYTES = 65536
 _LINGER_SECONDS = 2.0
@@ -113,16 +117,20 @@ def _problem(
     return b"".join(parts)
 
 
-def _dropped(base: frozenset[bytes], headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
-    """``base`` plus the headers a ``Connection`` header names as hop-by-hop."""
-    extra = [
-        token
-        for name, value in headers
-        if len(name) == 10 and name.lower() == b"connection"  # the length test is cheaper
-        for token in value.lower().replace(b" ", b"").replace(b"\t", b"").split(b",")
-        if token and token not in base
-    ]
-    return base.union(extra) if extra else base  # "keep-alive" or "close": no new set
+_PLAIN_CONNECTION_VALUES: Final = frozenset({b"keep-alive", b"Keep-Alive", b"close", b"Close"})
+
+
+def _connection_named(dropped: RawHeaders, base: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """The header names, beyond ``base``, that the ``Connection`` headers among
+    ``dropped`` declare hop-by-hop."""
+    extra: list[bytes] = []
+    for name, value in dropped:
+        if name != b"connection" or value in _PLAIN_CONNECTION_VALUES:
+            continue
+        for token in value.lower().replace(b" ", b"").replace(b"\t", b"").split(b","):
+            if token and token not in base and token not in extra:
+                extra.append(token)
+    return tuple(extra)
 
 
 class _Rejection:
@@ -180,7 +188,7 @@ class _Exchange:
         self.engine = engine
         self.url = b""
         self.method = b""
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers: RawHeaders = []
         self.host: bytes | None = None
         self.head_done = False
         self.head_bytes = 0
@@ -197,7 +205,7 @@ class _Exchange:
         self.flushed = False
         self.chunked_out = False
         self.buffered: list[bytes] | None = None
-        self.pending_head: tuple[int, list[tuple[bytes, bytes]], bool] | None = None
+        self.pending_head: tuple[int, RawHeaders, bool] | None = None
         self.started = 0.0
         self.done = False
 
@@ -342,33 +350,36 @@ class _Exchange:
     def replayable(self) -> bool:
         """True when sending the request twice does no harm: an idempotent method, or an
         ``Idempotency-Key`` (the upstream then recognises a repeat)."""
-        if self.method in _IDEMPOTENT_METHODS:
-            return True
-        return any(name.lower() in _IDEMPOTENCY_KEYS for name, _ in self.headers)
+        return self.method in _IDEMPOTENT_METHODS or bool(
+            find_headers(self.headers, _IDEMPOTENCY_KEYS)
+        )
 
     def _upstream_head(self, prefix: bytes, length: int) -> bytes:
         conn = self.conn
-        drop = _dropped(_REPLACED_REQUEST, self.headers)
-        parts = [self.method, b" ", prefix + self.url, b" HTTP/1.1\r\n"]
+        lines, dropped = header_lines(self.headers, _REPLACED_REQUEST)
+        extra = _connection_named(dropped, _REPLACED_REQUEST)
+        if extra:
+            lines = header_lines(self.headers, _REPLACED_REQUEST + extra)[0]
         xff: list[bytes] = []
         forwarded: list[bytes] = []
-        for name, value in self.headers:
-            lower = name.lower()
-            if lower not in drop:
-                parts += (name, b": ", value, b"\r\n")
-            elif lower == b"x-forwarded-for":
+        for name, value in dropped:
+            if name == b"x-forwarded-for":
                 xff.append(value)
-            elif lower == b"forwarded":
+            elif name == b"forwarded":
                 forwarded.append(value)
         xff.append(conn.peer_bytes)
-        parts += (b"X-Forwarded-For: ", b", ".join(xff), b"\r\n")
-        parts += (b"X-Forwarded-Proto: ", conn.server.scheme_bytes, b"\r\n")
-        element = b"for=" + conn.forwarded_for + b";proto=" + conn.server.scheme_bytes
-        if self.host is not None:
-            parts += (b"X-Forwarded-Host: ", self.host, b"\r\n")
-            element += b';host="' + self.host.replace(b'"', b"") + b'"'
-        forwarded.append(element)
-        parts += (b"Forwarded: ", b", ".join(forwarded), b"\r\n")
+        parts = [
+            self.method,
+            b" ",
+            prefix,
+            self.url,
+            b" HTTP/1.1\r\n",
+            lines,
+            b"X-Forwarded-For: ",
+            b", ".join(xff),
+            b"\r\n",
+            conn.forwarding_lines(self.host, forwarded),
+        ]
         if length or self.method in _BODY_METHODS:
             parts += (b"Content-Length: ", str(length).encode(), b"\r\n")
         parts.append(b"\r\n")
@@ -382,9 +393,7 @@ class _Exchange:
         if self.conn.write_paused:
             source.pause()
 
-    def response_head(
-        self, status: int, headers: list[tuple[bytes, bytes]], length_known: bool
-    ) -> bool:
+    def response_head(self, status: int, headers: RawHeaders, length_known: bool) -> bool:
         """Check the head with the engine; False drops the rest of the upstream response."""
         assert self.tx is not None
         if self.done:
@@ -474,25 +483,23 @@ class _Exchange:
     def _client_head(
         self,
         status: int,
-        headers: list[tuple[bytes, bytes]],
+        headers: RawHeaders,
         framing: bytes,
         *,
         drop_length: bool = False,
     ) -> bytes:
-        drop = _dropped(_HOP_BY_HOP, headers)
-        parts = [_status_line(status)]
-        for name, value in headers:
-            lower = name.lower()
-            if lower in drop or (drop_length and lower == b"content-length"):
-                continue
-            parts += (name, b": ", value, b"\r\n")
-        parts.append(framing)
+        drop = _HOP_BY_HOP_AND_LENGTH if drop_length else _HOP_BY_HOP
+        lines, dropped = header_lines(headers, drop)
+        extra = _connection_named(dropped, drop)
+        if extra:
+            lines = header_lines(headers, drop + extra)[0]
         if not self.keep_alive or self.conn.closing:
-            parts.append(b"connection: close\r\n")
+            connection = b"connection: close\r\n"
         elif not self.conn.http11:
-            parts.append(b"connection: keep-alive\r\n")
-        parts.append(b"\r\n")
-        return b"".join(parts)
+            connection = b"connection: keep-alive\r\n"
+        else:
+            connection = b""
+        return b"".join((_status_line(status), lines, framing, connection, b"\r\n"))
 
     def _push(self, *pieces: bytes) -> None:
         for piece in pieces:
@@ -518,6 +525,7 @@ class _ClientConnection(asyncio.Protocol):
         self.peer = ""
         self.peer_bytes = b""
         self.forwarded_for = b""
+        self.forwarding: tuple[bytes | None, bytes] | None = None  # the last host's lines
         self.http_version = "1.1"
         self.http11 = True
         self.current: _Exchange | None = None
@@ -540,6 +548,27 @@ class _ClientConnection(asyncio.Protocol):
     @property
     def closed(self) -> bool:
         return self.transport is None or self.transport.is_closing()
+
+    def forwarding_lines(self, host: bytes | None, forwarded: list[bytes]) -> bytes:
+        """``X-Forwarded-Proto``, ``X-Forwarded-Host`` and ``Forwarded`` (after the
+        ``forwarded`` values received) for a request of this client to ``host``.
+
+        The lines for the last host are kept: a keep-alive client asks the same one.
+        """
+        cached = self.forwarding
+        if not forwarded and cached is not None and cached[0] == host:
+            return cached[1]
+        scheme = self.server.scheme_bytes
+        element = b"for=" + self.forwarded_for + b";proto=" + scheme
+        parts = [b"X-Forwarded-Proto: ", scheme, b"\r\n"]
+        if host is not None:
+            parts += (b"X-Forwarded-Host: ", host, b"\r\n")
+            element += b';host="' + host.replace(b'"', b"") + b'"'
+        parts += (b"Forwarded: ", b", ".join([*forwarded, element]), b"\r\n")
+        lines = b"".join(parts)
+        if not forwarded:
+            self.forwarding = (host, lines)
+        return lines
 
     # -- asyncio.Protocol -----------------------------------------------------------
 
@@ -688,12 +717,11 @@ class _ClientConnection(asyncio.Protocol):
         if not url.startswith(b"/") and not (url == b"*" and method == b"OPTIONS"):
             return _malformed("the request target must be a path (origin-form)")
         hosts = 0
-        for name, value in current.headers:
-            lower = name.lower()
-            if lower == b"host":
+        for name, value in find_headers(current.headers, _FRAMING):
+            if name == b"host":
                 hosts += 1
                 current.host = value
-            elif lower == b"transfer-encoding":
+            elif name == b"transfer-encoding":
                 if not self.http11:
                     return _malformed(
                         "Transfer-Encoding is not allowed in HTTP/1.0", "transfer-encoding"
@@ -703,7 +731,7 @@ class _ClientConnection(asyncio.Protocol):
                         "only 'Transfer-Encoding: chunked' is supported", "transfer-encoding"
                     )
                 current.expected_body = True
-            elif lower == b"content-length":
+            else:  # content-length
                 current.expected_body = value != b"0"
         if hosts > 1 or (hosts == 0 and self.http11):
             return _malformed("an HTTP/1.1 request needs exactly one Host header", "host")
@@ -739,16 +767,13 @@ class _ClientConnection(asyncio.Protocol):
 
     @staticmethod
     def _declared_length(current: _Exchange) -> int | None:
-        for name, value in current.headers:
-            if name.lower() == b"content-length":
-                return int(value)
+        for _, value in find_headers(current.headers, _CONTENT_LENGTH):
+            return int(value)
         return None
 
     @staticmethod
     def _expects_continue(current: _Exchange) -> bool:
-        return any(
-            n.lower() == b"expect" and v.lower() == b"100-continue" for n, v in current.headers
-        )
+        return any(v.lower() == b"100-continue" for _, v in find_headers(current.headers, _EXPECT))
 
     def _too_large_head(self, what: str) -> _Rejection:
         limits = self.server.holder.engine.policy.limits

@@ -16,12 +16,15 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol, cast
+from typing import Any, Final, Protocol, cast
 
 import httptools
 
 from apishield.errors import UpstreamError, UpstreamTimeout
 from apishield.policy import Upstream
+from apishield.rawheaders import RawHeaders, find_headers
+
+_FRAMING: Final = (b"content-length", b"transfer-encoding")
 
 
 class ResponseHandler(Protocol):
@@ -30,9 +33,7 @@ class ResponseHandler(Protocol):
     def attach(self, source: UpstreamConnection) -> None:
         """The connection that will carry the response (to pause it under back-pressure)."""
 
-    def response_head(
-        self, status: int, headers: list[tuple[bytes, bytes]], length_known: bool
-    ) -> bool:
+    def response_head(self, status: int, headers: RawHeaders, length_known: bool) -> bool:
         """The status and headers; ``length_known`` is False for chunked or close-delimited.
 
         Returning False abandons the rest of the response (the connection is dropped).
@@ -75,7 +76,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
         self._request: _Request | None = None  # the exchange in flight
-        self._headers: list[tuple[bytes, bytes]] = []
+        self._headers: RawHeaders = []
         self._interim = False
         self._until_close = False
         self._stale_parser = False
@@ -212,11 +213,10 @@ class UpstreamConnection(asyncio.Protocol):
         headers = self._headers
         length: bytes | None = None
         chunked = False
-        for name, value in headers:
-            lower = name.lower()
-            if lower == b"content-length":
+        for name, value in find_headers(headers, _FRAMING):
+            if name == b"content-length":
                 length = value
-            elif lower == b"transfer-encoding":
+            else:
                 chunked = True
         length_known = length is not None
         bodyless = request.head_request or status in (204, 304)
