@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from apishield.checks import Check, TransactionView, register, registered_checks
-from apishield.engine import ERROR_CHECK_ID, Engine, judge_head_first
+from apishield.engine import ERROR_CHECK_ID, Engine, head_first, judge_head_first
 from apishield.errors import PolicyError
 from apishield.findings import Action, Finding, Location, Phase, Source
 from apishield.http import Headers, Request, Response
@@ -377,3 +377,19 @@ def test_a_check_of_both_request_phases_runs_once_in_one_pass_and_per_phase_othe
     tx.request_headers()
     tx.request_body(b"")
     assert len(tx.findings) == 2
+
+
+@pytest.mark.parametrize(
+    ("length", "expects_continue", "expected"),
+    [
+        (500, False, False),
+        (65536, False, False),
+        (65537, False, True),
+        (None, False, True),
+        (10, True, True),
+    ],
+)
+def test_head_first_from_what_an_adapter_read_itself(
+    length: int | None, expects_continue: bool, expected: bool
+) -> None:
+    assert head_first(length, expects_continue) is expected

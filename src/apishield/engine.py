@@ -73,12 +73,18 @@ def judge_head_first(request: Request) -> bool:
     judged in one pass with its head.
     """
     headers = request.headers
-    if (headers.get("expect") or "").lower() == "100-continue":
-        return True
+    expects_continue = (headers.get("expect") or "").lower() == "100-continue"
     length = headers.get("content-length")
     if length is None:
-        return "transfer-encoding" in headers
-    return not length.isdigit() or int(length) > ONE_PASS_BODY_BYTES
+        return expects_continue or "transfer-encoding" in headers
+    return head_first(int(length) if length.isdigit() else None, expects_continue)
+
+
+def head_first(length: int | None, expects_continue: bool) -> bool:
+    """:func:`judge_head_first` for a request that has a body, from its declared length
+    (None: unknown) and whether the client awaits ``100 Continue`` (for adapters that
+    read these from the raw head themselves)."""
+    return expects_continue or length is None or length > ONE_PASS_BODY_BYTES
 
 
 ERROR_CHECK_ID: Final = "engine.check_error"

@@ -294,18 +294,17 @@ def _percent_decode_each(text: str, plus: bool) -> str:
     """:func:`percent_decode`, one ``%`` at a time (for ``%uXXXX`` forms)."""
     parts = _to_bytes(text.replace("+", " ") if plus else text).split(b"%")
     out = [parts[0]]
-    append = out.append
     for part in parts[1:]:
         byte = _HEX_BYTES.get(part[:2])
         if byte is not None:
-            append(byte)
-            append(part[2:])
+            out.append(byte)
+            out.append(part[2:])
         elif part[:1] in (b"u", b"U") and _HEX_BYTES.keys() >= {part[1:3], part[3:5]}:
-            append(chr(int(part[1:5], 16)).encode("utf-8", "surrogatepass"))
-            append(part[5:])
+            out.append(chr(int(part[1:5], 16)).encode("utf-8", "surrogatepass"))
+            out.append(part[5:])
         else:
-            append(b"%")
-            append(part)
+            out.append(b"%")
+            out.append(part)
     return decode_bytes(b"".join(out))
 
 
@@ -486,17 +485,18 @@ def parameter_inputs(
     ``key_locations`` and ``value_locations`` place them.
     """
     values: list[InputValue] = []
-    append = values.append
     decode = not is_plain(text, plus=True)
     for pair in text.split("&"):
         if not pair:
             continue
-        key, _, raw = pair.partition("=")
+        equals = pair.find("=")  # compiled, a find and slices cost less than a partition
+        key = pair if equals < 0 else pair[:equals]
         name = canonical_param(key) if decode else key
-        append(InputValue(key_locations.at(name), key, name))
-        if raw:
+        values.append(InputValue(key_locations.at(name), key, name))
+        if 0 <= equals < len(pair) - 1:
+            raw = pair[equals + 1 :]
             text_ = canonical_param(raw) if decode else raw
-            append(InputValue(value_locations.at(name), raw, text_))
+            values.append(InputValue(value_locations.at(name), raw, text_))
     return values
 
 
@@ -521,17 +521,18 @@ _remembered_path_inputs: Final = lru_cache(maxsize=4096)(_path_inputs)
 
 def _cookie_inputs(header: str) -> list[InputValue]:
     values: list[InputValue] = []
-    append = values.append
     decode = not is_plain(header) or "&" in header
     for piece in header.split(";"):
         key, _, raw = piece.partition("=")
         key, raw = key.strip(), raw.strip()
         if not key and not raw:
             continue
-        append(InputValue(_cookie_key_locations.at(key), key, canonical(key) if decode else key))
+        values.append(
+            InputValue(_cookie_key_locations.at(key), key, canonical(key) if decode else key)
+        )
         if raw:
             text = canonical(raw) if decode else raw
-            append(InputValue(_cookie_locations.at(key), raw, text))
+            values.append(InputValue(_cookie_locations.at(key), raw, text))
     return values
 
 

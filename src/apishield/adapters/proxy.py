@@ -38,14 +38,14 @@ from typing import Any, Final, cast
 
 import httptools
 
-from apishield.adapters.upstream import UpstreamConnection, UpstreamPool
+from apishield.adapters.upstream import ResponseHandler, UpstreamConnection, UpstreamPool
 from apishield.adapters.workers import reserve_port, supervise
-from apishield.engine import Engine, Transaction, judge_head_first
+from apishield.engine import Engine, Transaction, head_first
 from apishield.errors import UpstreamError, UpstreamTimeout
 from apishield.events import EventSink
 from apishield.findings import Location, Source, Verdict
 from apishield.http import Headers, Request, Response
-from apishield.policy import TLS
+from apishield.policy import TLS, Limits
 from apishield.problem import PROBLEM_CONTENT_TYPE, problem_json
 from apishield.rawheaders import RawHeaders, find_headers, header_lines
 from apishield.reload import PolicyHolder
@@ -74,17 +74,16 @@ _REPLACED_REQUEST: Final = (
     b"forwarded",
 )
 _FRAMING: Final = (b"host", b"transfer-encoding", b"content-length")
-_CONTENT_LENGTH: Final = (b"content-length",)
 _EXPECT: Final = (b"expect",)
-_BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
-_IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+_BODY_METHODS: Final = frozenset({b"POST", b"PUT", b"PATCH"})
+_IDEMPOTENT_METHODS: Final = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 _IDEMPOTENCY_KEYS: Final = (b"idempotency-key", b"x-idempotency-key")
-_PIPELINE_DEPTH = 8
-_FLUSH_BYTES = 65536
-_LINGER_SECONDS = 2.0
-_HEAD_SLACK = 4096
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_CLIENT_GONE = 499
+_PIPELINE_DEPTH: Final = 8
+_FLUSH_BYTES: Final = 65536
+_LINGER_SECONDS: Final = 2.0
+_HEAD_SLACK: Final = 4096
+_CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+_CLIENT_GONE: Final = 499
 
 
 def _status_line(status: int, _cache: dict[int, bytes] = {}) -> bytes:  # noqa: B006
@@ -133,6 +132,28 @@ def _connection_named(dropped: RawHeaders, base: tuple[bytes, ...]) -> tuple[byt
     return tuple(extra)
 
 
+class _ReadLimits:
+    """The policy's limits on what the proxy reads, as plain attributes: they are read
+    for every header and chunk, where a policy model's attribute is a lookup by name."""
+
+    __slots__ = (
+        "body_bytes",
+        "head_bytes",
+        "header_bytes",
+        "headers",
+        "inspect_bytes",
+        "url_bytes",
+    )
+
+    def __init__(self, limits: Limits) -> None:
+        self.url_bytes: Final = limits.max_url_bytes
+        self.headers: Final = limits.max_headers
+        self.header_bytes: Final = limits.max_header_bytes
+        self.head_bytes: Final = limits.max_header_bytes + limits.max_url_bytes + _HEAD_SLACK
+        self.body_bytes: Final = limits.max_body_bytes
+        self.inspect_bytes: Final = limits.max_response_inspect_bytes
+
+
 class _Rejection:
     """A request refused for its framing or size, before the engine saw all of it."""
 
@@ -153,7 +174,7 @@ class _Stop(Exception):
     """Raised inside an llhttp callback to stop parsing (the reason is kept aside)."""
 
 
-class _Exchange:
+class _Exchange(ResponseHandler):
     """One request and its response, from the head being parsed to the event."""
 
     __slots__ = (
@@ -162,6 +183,7 @@ class _Exchange:
         "buffered",
         "chunked_out",
         "conn",
+        "declared_length",
         "done",
         "engine",
         "expected_body",
@@ -171,6 +193,7 @@ class _Exchange:
         "headers",
         "host",
         "keep_alive",
+        "limits",
         "method",
         "out",
         "out_size",
@@ -186,6 +209,7 @@ class _Exchange:
     def __init__(self, conn: _ClientConnection, engine: Engine) -> None:
         self.conn = conn
         self.engine = engine
+        self.limits = conn.server.read_limits(engine)
         self.url = b""
         self.method = b""
         self.headers: RawHeaders = []
@@ -193,6 +217,7 @@ class _Exchange:
         self.head_done = False
         self.head_bytes = 0
         self.expected_body = False
+        self.declared_length: int | None = None  # Content-Length (llhttp checked it)
         self.keep_alive = True
         self.body_parts: list[bytes] = []
         self.body_size = 0
@@ -419,7 +444,7 @@ class _Exchange:
         if buffered is not None:
             buffered.append(chunk)
             self.out_size += len(chunk)
-            if self.out_size > self.engine.policy.limits.max_response_inspect_bytes:
+            if self.out_size > self.limits.inspect_bytes:
                 self._stop_buffering()
             return True
         if self.chunked_out:
@@ -637,8 +662,7 @@ class _ClientConnection(asyncio.Protocol):
         current = self.current
         if current is not None and not current.head_done:
             self.head_seen += len(data)
-            limits = current.engine.policy.limits
-            if self.head_seen > limits.max_header_bytes + limits.max_url_bytes + _HEAD_SLACK:
+            if self.head_seen > current.limits.head_bytes:
                 self._reject(self._too_large_head("request head"))
         if len(self.queue) >= _PIPELINE_DEPTH and self.transport is not None:
             self.reading_paused = True
@@ -656,7 +680,7 @@ class _ClientConnection(asyncio.Protocol):
         current = self.current
         assert current is not None
         current.url += url
-        if len(current.url) > current.engine.policy.limits.max_url_bytes:
+        if len(current.url) > current.limits.url_bytes:
             self._stop(
                 _Rejection(
                     414, "limits.url_size", "the request target is too long", Location(Source.PATH)
@@ -670,10 +694,10 @@ class _ClientConnection(asyncio.Protocol):
             return  # chunked trailers are not forwarded
         current.headers.append((name, value))
         current.head_bytes += len(name) + len(value) + 4
-        limits = current.engine.policy.limits
-        if len(current.headers) > limits.max_headers:
+        limits = current.limits
+        if len(current.headers) > limits.headers:
             self._stop(self._too_large_head("too many request headers"))
-        if current.head_bytes > limits.max_header_bytes:
+        if current.head_bytes > limits.header_bytes:
             self._stop(self._too_large_head("the request headers are too large"))
 
     def on_headers_complete(self) -> None:
@@ -694,7 +718,7 @@ class _ClientConnection(asyncio.Protocol):
         assert current is not None
         current.body_parts.append(body)
         current.body_size += len(body)
-        limit = current.engine.policy.limits.max_body_bytes
+        limit = current.limits.body_bytes
         if current.body_size > limit:
             self._stop(self._body_too_large(current, limit))
 
@@ -732,7 +756,8 @@ class _ClientConnection(asyncio.Protocol):
                     )
                 current.expected_body = True
             else:  # content-length
-                current.expected_body = value != b"0"
+                current.declared_length = int(value)
+                current.expected_body = current.declared_length > 0
         if hosts > 1 or (hosts == 0 and self.http11):
             return _malformed("an HTTP/1.1 request needs exactly one Host header", "host")
         return None
@@ -753,23 +778,18 @@ class _ClientConnection(asyncio.Protocol):
         if not current.expected_body:
             self.deadline = None
             return  # both request phases run in one pass once the exchange starts
-        limit = current.engine.policy.limits.max_body_bytes
-        declared = self._declared_length(current)
+        limit = current.limits.body_bytes
+        declared = current.declared_length
         if declared is not None and declared > limit:
             self._stop(self._body_too_large(current, limit))
-        if judge_head_first(request):
+        expects_continue = self._expects_continue(current)
+        if head_first(declared, expects_continue):
             verdict = tx.request_headers()
             if verdict is not None and verdict.interrupts:
                 self._stop(None)  # answer now, without reading (or inviting) the body
         self._set_deadline(self.server.timeouts.body_read, "body")
-        if self.idle and self._expects_continue(current):
+        if self.idle and expects_continue:
             self.write(_CONTINUE)
-
-    @staticmethod
-    def _declared_length(current: _Exchange) -> int | None:
-        for _, value in find_headers(current.headers, _CONTENT_LENGTH):
-            return int(value)
-        return None
 
     @staticmethod
     def _expects_continue(current: _Exchange) -> bool:
@@ -950,6 +970,7 @@ class ProxyServer:
         self._server: asyncio.base_events.Server | None = None
         self._pools: dict[str, UpstreamPool] = {}
         self._pools_engine: Engine | None = None
+        self._read_limits: tuple[Engine, _ReadLimits] | None = None
         self._idle = asyncio.Event()
         self._poller: asyncio.TimerHandle | None = None
 
@@ -1011,6 +1032,15 @@ class ProxyServer:
         if engine is not self._pools_engine:
             self._rebuild_pools(engine)
         return self._pools.get(tx.upstream)
+
+    def read_limits(self, engine: Engine) -> _ReadLimits:
+        """``engine``'s limits on reading (built again when a reload brings another)."""
+        cached = self._read_limits
+        if cached is not None and cached[0] is engine:
+            return cached[1]
+        limits = _ReadLimits(engine.policy.limits)
+        self._read_limits = (engine, limits)
+        return limits
 
     def _rebuild_pools(self, engine: Engine) -> None:
         """Keep the pools whose upstream did not change across a reload."""

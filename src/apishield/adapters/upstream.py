@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Final, Protocol, cast
+from typing import Any, Final, cast
 
 import httptools
 
@@ -27,27 +28,37 @@ from apishield.rawheaders import RawHeaders, find_headers
 _FRAMING: Final = (b"content-length", b"transfer-encoding")
 
 
-class ResponseHandler(Protocol):
-    """Receives one upstream response as it is parsed."""
+class ResponseHandler(ABC):
+    """Receives one upstream response as it is parsed.
 
+    A base class rather than a protocol: compiled, calls through it are direct.
+    """
+
+    __slots__ = ()
+
+    @abstractmethod
     def attach(self, source: UpstreamConnection) -> None:
         """The connection that will carry the response (to pause it under back-pressure)."""
 
+    @abstractmethod
     def response_head(self, status: int, headers: RawHeaders, length_known: bool) -> bool:
         """The status and headers; ``length_known`` is False for chunked or close-delimited.
 
         Returning False abandons the rest of the response (the connection is dropped).
         """
 
+    @abstractmethod
     def response_body(self, chunk: bytes) -> bool:
         """A piece of the (de-chunked) body; returning False abandons the rest."""
 
+    @abstractmethod
     def response_done(self, error: UpstreamError | None) -> None:
         """The exchange is over: the response was handed over (``None``) or failed.
 
         Called exactly once per request, and it must not raise.
         """
 
+    @abstractmethod
     def replayable(self) -> bool:
         """True when the request may be sent twice (asked only before a resend)."""
 
