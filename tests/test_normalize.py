@@ -18,11 +18,13 @@ from apishield.normalize import (
     _loose_char,
     _percent_decode_each,
     _plain_text_in_python,
+    _split_pairs_in_python,
     canonical,
     canonical_param,
     decode_bytes,
     decode_path,
     is_plain,
+    parameter_inputs,
     percent_decode,
     prefix_tree_pattern,
     request_head_inputs,
@@ -533,3 +535,36 @@ def test_plain_text_in_c_checks_its_arguments() -> None:
         speedups.plain_text("x", "\u00e9")  # the stops must be ASCII
     with pytest.raises(TypeError):
         speedups.plain_text(b"x", "%")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "flat"),
+    [
+        ("", []),
+        ("a=1", ["a", "1"]),
+        ("a=1&b=&c&&d=x=y", ["a", "1", "b", "", "c", "", "d", "x=y"]),
+        ("&&=&=v&", ["", "", "", "v"]),
+        ("q=blue+shoes&q=%41", ["q", "blue+shoes", "q", "%41"]),
+    ],
+)
+def test_split_pairs_in_c_and_in_python_agree(text: str, flat: list[str]) -> None:
+    assert _split_pairs_in_python(text) == flat
+    if speedups is not None:
+        assert speedups.split_pairs(text) == flat
+
+
+@pytest.mark.skipif(speedups is None, reason="built without the C module")
+def test_split_pairs_in_c_leaves_other_texts_to_python() -> None:
+    assert speedups.split_pairs("caf\u00e9=1") is None
+    with pytest.raises(TypeError):
+        speedups.split_pairs(b"a=1")  # type: ignore[arg-type]
+    rng = random.Random(5)
+    for _ in range(3000):
+        text = "".join(rng.choice("ab=&%+ ") for _ in range(rng.randint(0, 30)))
+        assert speedups.split_pairs(text) == _split_pairs_in_python(text)
+
+
+def test_parameters_that_are_not_ascii_are_split_too() -> None:
+    locations = Locations(Source.QUERY)
+    values = parameter_inputs("caf\u00e9=cr\u00e8me&x", locations, locations)
+    assert [v.text for v in values] == ["caf\u00e9", "cr\u00e8me", "x"]

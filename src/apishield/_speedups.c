@@ -24,6 +24,13 @@
  * before (see docs/RATIONALE.md). Short texts come from a small cache, so that a
  * recurring key or value is the same string, its hash computed once.
  *
+ * split_pairs(text) -> list[str] | None
+ *
+ * The keys and raw values of an &-separated string (a query, a form body): key,
+ * value, key, value..., empty pieces skipped, the value empty when there is no '='.
+ * None when text is not ASCII (apishield.normalize then splits it in Python). The
+ * texts come from the cache above: a recurring parameter name is hashed once.
+ *
  * find_headers(headers, names) -> list[tuple[bytes, bytes]]
  * header_lines(headers, drop) -> tuple[bytes, list[tuple[bytes, bytes]]]
  * decode_headers(headers) -> list[tuple[str, str]]
@@ -378,6 +385,45 @@ static PyObject *plain_text(PyObject *module, PyObject *const *args, Py_ssize_t 
     Py_RETURN_TRUE;
 }
 
+/* -- urlencoded pairs --------------------------------------------------------------- */
+
+static PyObject *split_pairs(PyObject *module, PyObject *text) {
+    (void)module;
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "split_pairs(text: str)");
+        return NULL;
+    }
+    if (PyUnicode_READY(text) < 0) {
+        return NULL;
+    }
+    if (!PyUnicode_IS_ASCII(text)) {
+        Py_RETURN_NONE;
+    }
+    const unsigned char *at = (const unsigned char *)PyUnicode_DATA(text);
+    const unsigned char *end = at + PyUnicode_GET_LENGTH(text);
+    PyObject *flat = PyList_New(0);
+    while (flat != NULL && at <= end) {
+        const unsigned char *stop = memchr(at, '&', (size_t)(end - at));
+        if (stop == NULL) {
+            stop = end;
+        }
+        if (stop > at) {
+            const unsigned char *equals = memchr(at, '=', (size_t)(stop - at));
+            const unsigned char *key_end = equals != NULL ? equals : stop;
+            const unsigned char *raw = equals != NULL ? equals + 1 : stop;
+            PyObject *key = text_of(at, (Py_ssize_t)(key_end - at));
+            PyObject *value = key == NULL ? NULL : text_of(raw, (Py_ssize_t)(stop - raw));
+            if (value == NULL || PyList_Append(flat, key) < 0 || PyList_Append(flat, value) < 0) {
+                Py_CLEAR(flat);
+            }
+            Py_XDECREF(key);
+            Py_XDECREF(value);
+        }
+        at = stop + 1;
+    }
+    return flat;
+}
+
 /* -- raw header lists (llhttp's (name, value) byte pairs) --------------------------- */
 
 /* ASCII lower case of a byte (no locale). */
@@ -652,6 +698,8 @@ static PyMethodDef methods[] = {
      "The (name, value) of every header named in names, by names' spelling (see the module)."},
     {"header_lines", (PyCFunction)(void (*)(void))header_lines, METH_FASTCALL,
      "The lines of the headers not named in drop, and the (name, value) of those that are."},
+    {"split_pairs", (PyCFunction)split_pairs, METH_O,
+     "Key, raw value, key, raw value... of an ASCII &-separated string, or None."},
     {"decode_headers", (PyCFunction)decode_headers, METH_O,
      "The headers as latin-1 text pairs (see the module)."},
     {NULL, NULL, 0, NULL},

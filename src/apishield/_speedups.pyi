@@ -16,3 +16,6 @@ def header_lines(
 
 def decode_headers(headers: object, /) -> list[tuple[str, str]]:
     """The ``(name, value)`` byte pairs as latin-1 text."""
+
+def split_pairs(text: str, /) -> list[str] | None:
+    """Key, raw value, key, raw value... of an ASCII ``&``-separated string, or ``None``."""

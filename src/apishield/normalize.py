@@ -486,18 +486,43 @@ def parameter_inputs(
     """
     values: list[InputValue] = []
     decode = not is_plain(text, plus=True)
-    for pair in text.split("&"):
-        if not pair:
-            continue
-        equals = pair.find("=")  # compiled, a find and slices cost less than a partition
-        key = pair if equals < 0 else pair[:equals]
+    flat = _split_pairs(text)
+    if flat is None:
+        flat = _split_pairs_in_python(text)
+    for index in range(0, len(flat), 2):
+        key = flat[index]
         name = canonical_param(key) if decode else key
         values.append(InputValue(key_locations.at(name), key, name))
-        if 0 <= equals < len(pair) - 1:
-            raw = pair[equals + 1 :]
+        raw = flat[index + 1]
+        if raw:
             text_ = canonical_param(raw) if decode else raw
             values.append(InputValue(value_locations.at(name), raw, text_))
     return values
+
+
+def _split_pairs_in_python(text: str) -> list[str]:
+    """Key, raw value, key, raw value... of the non-empty ``&``-separated pieces of
+    ``text`` (the value empty when there is no ``=``)."""
+    flat: list[str] = []
+    for pair in text.split("&"):
+        if pair:
+            key, _, raw = pair.partition("=")
+            flat.append(key)
+            flat.append(raw)
+    return flat
+
+
+def _pair_splitter() -> Callable[[str], list[str] | None]:
+    """The C form of :func:`_split_pairs_in_python` when the build has it: for ASCII
+    texts (else None), its texts from a cache of recurring ones, hashed once."""
+    try:
+        from apishield._speedups import split_pairs  # noqa: PLC0415 - optional C module
+    except ImportError:
+        return _split_pairs_in_python
+    return split_pairs
+
+
+_split_pairs: Final = _pair_splitter()
 
 
 def count_parameters(text: str) -> int:

@@ -107,19 +107,22 @@ class SessionFixation(Check):
     description = "Session id parameters arriving from another site (a planted session)"
 
     def run(self, view: TransactionView, phase: Phase) -> Iterable[Finding]:
+        # a list, not a generator: most requests end at the first test (compiled, a
+        # generator object costs more than that test)
         strict = self.sensitivity == "strict"
         headers = view.request.headers
         referer = headers.get("referer")
         if referer is None:
             if not strict:
-                return
+                return ()
             why = "with no Referer"
         else:
             site = referer_host(referer)
             hosts = (headers.get("host"), headers.get("x-forwarded-host"))
             if not site or any(same_site(site, h) for h in hosts if h):
-                return
+                return ()
             why = f"from {site}"
+        found: list[Finding] = []
         for value in view.inputs_for(self.id):
             if value.location.source not in _KEY_SOURCES:
                 continue
@@ -129,7 +132,8 @@ class SessionFixation(Check):
             if not planted and not (strict and (framework or _GENERIC_NAME.fullmatch(name))):
                 continue
             message = f"Session fixation: session id parameter `{value.text}` {why}"
-            yield self.finding(value.location, message, value.text, OFFSITE_SCORE)
+            found.append(self.finding(value.location, message, value.text, OFFSITE_SCORE))
+        return found
 
 
 def referer_host(referer: str) -> str:
