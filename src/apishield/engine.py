@@ -58,6 +58,14 @@ from apishield.signatures import Hit
 
 _MODE_RANK: Final = {Mode.OFF: 0, Mode.MONITOR: 1, Mode.BLOCK: 2}
 _REQUEST_PHASES: Final = (Phase.REQUEST_HEADERS, Phase.REQUEST_BODY)
+_RESPONSE_PHASES: Final = (Phase.RESPONSE_HEADERS, Phase.RESPONSE_BODY)
+
+
+def _no_inputs() -> Sequence[InputValue]:
+    """The inputs of a response phase: checks there read the response itself."""
+    return ()
+
+
 ONE_PASS_BODY_BYTES: Final = 65536
 # Learning walks a clean plain JSON body it observes only up to this size: a larger
 # one would add its whole walk to that request's latency for little to learn.
@@ -211,6 +219,10 @@ class Engine:
         self.wants_response_body = bool(self.checks_by_phase[Phase.RESPONSE_BODY]) and (
             self.response_mode is not Mode.OFF
         )
+        # response phases without a check: nothing to run, time or record
+        self.idle_phases: Final = frozenset(
+            phase for phase in _RESPONSE_PHASES if not self.checks_by_phase[phase]
+        )
 
     def _endpoint(self, route: Route) -> _Endpoint:
         if self.mode is Mode.OFF:
@@ -363,13 +375,13 @@ class Transaction:
     def response_headers(self, response: Response) -> Verdict | None:
         """Phase 3: the upstream's status and headers."""
         self.response = response
-        return self._phase((Phase.RESPONSE_HEADERS,), lambda: ())
+        return self._phase((Phase.RESPONSE_HEADERS,), _no_inputs)
 
     def response_body(self, body: bytes) -> Verdict | None:
         """Phase 4: the whole upstream response body."""
         if self.response is not None:
             self.response = self.response.with_body(body)
-        return self._phase((Phase.RESPONSE_BODY,), lambda: ())
+        return self._phase((Phase.RESPONSE_BODY,), _no_inputs)
 
     def reject(self, check: str, status: int, message: str, location: Location) -> Verdict:
         """Record that the adapter refused the request itself (framing, size, timeout).
@@ -424,7 +436,7 @@ class Transaction:
             return None
         self._done.update(phases)
         mode = self._endpoint.request if phases[0] in _REQUEST_PHASES else self._endpoint.response
-        if mode is Mode.OFF:
+        if mode is Mode.OFF or phases[-1] in self.engine.idle_phases:
             return None
         start = self.engine.clock()
         try:
