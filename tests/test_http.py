@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from apishield.http import Headers, Request, Response
+from apishield import http
+from apishield.http import Headers, Request, Response, lower_name
 
 
 def test_with_body_keeps_every_other_field() -> None:
@@ -36,3 +37,12 @@ def test_headers_are_a_case_insensitive_multi_map_in_arrival_order() -> None:
     assert 1 not in headers
     assert list(headers)[2] == ("x-forwarded-for", "10.0.0.2")  # names as received
     assert Headers([("A", "")]).get("a") == ""  # an empty value is a value
+
+
+def test_lower_case_names_are_remembered_and_stay_bounded() -> None:
+    first = lower_name("X-Request-ID")
+    assert first == "x-request-id" and lower_name("X-Request-ID") is first
+    for index in range(2000):  # invented names fill it: it starts over
+        assert lower_name(f"X-N{index}") == f"x-n{index}"
+    assert len(http._LOWER_NAMES) <= http._MAX_LOWER_NAMES
+    assert lower_name("X-Request-ID") == "x-request-id"

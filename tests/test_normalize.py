@@ -15,6 +15,7 @@ from apishield.normalize import (
     LEGACY_ENTITY_NAMES,
     URI_TOO_LONG,
     Locations,
+    _HeaderInputs,
     _loose_char,
     _percent_decode_each,
     _plain_text_in_python,
@@ -568,3 +569,18 @@ def test_parameters_that_are_not_ascii_are_split_too() -> None:
     locations = Locations(Source.QUERY)
     values = parameter_inputs("caf\u00e9=cr\u00e8me&x", locations, locations)
     assert [v.text for v in values] == ["caf\u00e9", "cr\u00e8me", "x"]
+
+
+def test_header_inputs_are_remembered_per_name_and_value_and_stay_bounded() -> None:
+    memo = _HeaderInputs()
+    agent = memo.of("User-Agent", "curl/8.5")
+    assert agent is not None and agent.text == "curl/8.5" and agent.location.name == "user-agent"
+    assert memo.of("User-Agent", "curl/8.5") is agent
+    assert memo.of("User-Agent", "curl/8.6") is not agent
+    assert memo.of("Accept-Encoding", "gzip") is None  # not inspected: remembered too
+    assert memo.of("Cookie", "a=1") is memo.of("cookie", "b=2")  # cookies go their own way
+    for index in range(_HeaderInputs.MAX_ENTRIES):  # invented values fill it: it starts over
+        memo.of("X-Id", str(index))
+    again = memo.of("User-Agent", "curl/8.5")
+    assert again is not agent and again == agent
+    assert memo.of("User-Agent", "curl/8.5") is again

@@ -12,6 +12,21 @@ from typing import Final
 
 from apishield.rawheaders import decode_headers
 
+_LOWER_NAMES: Final[dict[str, str]] = {}
+_MAX_LOWER_NAMES: Final = 1024
+
+
+def lower_name(name: str) -> str:
+    """``name.lower()``, remembered: a header name recurs (as the same string, with its
+    hash, when the C module decoded it), and so does its lower-case form."""
+    lower = _LOWER_NAMES.get(name)
+    if lower is None:
+        lower = name.lower()
+        if len(_LOWER_NAMES) >= _MAX_LOWER_NAMES:
+            _LOWER_NAMES.clear()
+        _LOWER_NAMES[name] = lower
+    return lower
+
 
 class Headers:
     """An immutable, ordered, case-insensitive multi-map of header names to values.
@@ -30,7 +45,7 @@ class Headers:
         """Lower-cased name → its first value (``get_all`` reads the items)."""
         index = self._index
         if index is None:
-            index = {name.lower(): value for name, value in reversed(self._items)}
+            index = {lower_name(name): value for name, value in reversed(self._items)}
             self._index = index
         return index
 
@@ -41,7 +56,7 @@ class Headers:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of ``name``, or ``default``."""
-        value = self._lookup().get(name.lower())
+        value = self._lookup().get(lower_name(name))
         return default if value is None else value
 
     def get_all(self, name: str) -> list[str]:
@@ -50,7 +65,7 @@ class Headers:
         return [value for key, value in self._items if key.lower() == wanted]
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._lookup()
+        return isinstance(name, str) and lower_name(name) in self._lookup()
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._items)

@@ -605,9 +605,38 @@ def _header_input(name: str, value: str) -> InputValue | None:
     return InputValue(_header_locations.at(lower), value, canonical(value))
 
 
-# Remembered for headers of up to REMEMBERED_TEXT_CHARS: clients send the same
-# User-Agent, Accept, Referer and Sec-* values request after request.
-_remembered_header_input: Final = lru_cache(maxsize=4096)(_header_input)
+class _HeaderInputs:
+    """:func:`_header_input` remembered in a dictionary per header name: clients send
+    the same User-Agent, Accept, Referer and Sec-* values request after request. Two
+    lookups of strings whose hashes are known, where ``lru_cache`` would build and
+    hash a key tuple. Past :attr:`MAX_ENTRIES` it starts over."""
+
+    MAX_ENTRIES: Final = 4096
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, dict[str, InputValue | None]] = {}
+        self._entries = 0
+
+    def of(self, name: str, value: str) -> InputValue | None:
+        """What :func:`_header_input` gives for this header."""
+        by_value = self._by_name.get(name)
+        if by_value is None:
+            by_value = self._by_name[name] = {}
+        found = by_value.get(value, _UNKNOWN)
+        if found is _UNKNOWN:
+            found = _header_input(name, value)
+            if self._entries >= self.MAX_ENTRIES:
+                self._by_name.clear()
+                self._entries = 0
+                by_value = self._by_name[name] = {}
+            by_value[value] = found
+            self._entries += 1
+        return found
+
+
+_UNKNOWN: Final = InputValue(Location(Source.HEADER, ""), "", "")  # not yet remembered
+# For headers of up to REMEMBERED_TEXT_CHARS
+_remembered_header_inputs: Final = _HeaderInputs()
 
 
 def _header_inputs(request: Request, limits: Limits) -> tuple[list[InputValue], list[str]]:
@@ -618,7 +647,7 @@ def _header_inputs(request: Request, limits: Limits) -> tuple[list[InputValue], 
     for name, value in request.headers:
         size += len(name) + len(value) + 4
         found = (
-            _remembered_header_input(name, value)
+            _remembered_header_inputs.of(name, value)
             if len(value) <= REMEMBERED_TEXT_CHARS
             else _header_input(name, value)
         )

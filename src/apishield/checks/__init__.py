@@ -208,6 +208,8 @@ class ValueScanner:
 
     def has_candidates(self, texts: list[str]) -> bool:
         """True when some check must inspect one of ``texts`` (remembered like any scan)."""
+        if self._memo is not None and self._clean.issuperset(texts):
+            return False  # the usual answer, without a list of empty results
         return any(self._candidates_of(texts))
 
     def _candidates_of(self, texts: list[str]) -> list[_Candidates]:
