@@ -3,9 +3,10 @@
 The modules in :data:`COMPILED` (the engine, normalisation, parsers, every built-in
 check, and the proxy's client and upstream connections) run for every request;
 compiled, the same typed Python runs faster (``docs/RATIONALE.md`` has the
-measurements). One small C module, ``apishield._speedups``, reads the texts of a
-plain JSON body in one pass; without it, the parsers get the same texts from orjson
-and a walk. Everything else stays plain Python, and so does everything when:
+measurements). One small C module, ``apishield._speedups``, does in one pass what
+is slow in Python on every request (the texts of a plain JSON body, a query's pairs,
+the proxy's header lists); without it, the same Python forms give the same results.
+Everything else stays plain Python, and so does everything when:
 
 - ``APISHIELD_PURE=1`` is set (the development install does this: an editable install
   would otherwise leave compiled modules beside the sources, shadowing later edits);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build apishield as a user installs it (engine modules compiled by mypyc and its C
-# scanner of plain JSON bodies, setup.py)
+# module, setup.py)
 # and unpack the wheel into DIR (default build/compiled), for
 # `PYTHONPATH=DIR .venv/bin/python ...`. Checks that the build really is compiled.
 set -euo pipefail
@@ -18,6 +18,6 @@ import os, sys
 import apishield
 if not apishield.COMPILED or not os.path.abspath(apishield.__file__).startswith(sys.argv[1]):
     sys.exit(f"build: {apishield.__file__} is not a compiled build in {sys.argv[1]}")
-import apishield._speedups  # the C scanner of plain JSON bodies
+import apishield._speedups  # the C module
 ' "$(cd "${dir}" && pwd)"
 echo "compiled build in ${dir}"
