@@ -393,3 +393,13 @@ def test_head_first_from_what_an_adapter_read_itself(
     length: int | None, expects_continue: bool, expected: bool
 ) -> None:
     assert head_first(length, expects_continue) is expected
+
+
+@pytest.mark.parametrize(("record", "allowed_wanted"), [("findings", False), ("all", True)])
+def test_events_are_wanted_as_the_policy_records_them(record: str, allowed_wanted: bool) -> None:
+    engine = Engine(policy_from_dict({"events": {"record": record}}))
+    allowed = engine.inspect(Request("GET", "/items", query="id=1")).finish()
+    blocked = engine.inspect(Request("GET", "/items", query="id=1' OR '1'='1")).finish()
+    assert (allowed.verdict, blocked.verdict) == ("allow", "block")
+    assert engine.wants_event(allowed) is allowed_wanted
+    assert engine.wants_event(blocked)

@@ -219,10 +219,15 @@ class Engine:
         self.wants_response_body = bool(self.checks_by_phase[Phase.RESPONSE_BODY]) and (
             self.response_mode is not Mode.OFF
         )
+        self.records_all: Final = policy.events.record == "all"
         # response phases without a check: nothing to run, time or record
         self.idle_phases: Final = frozenset(
             phase for phase in _RESPONSE_PHASES if not self.checks_by_phase[phase]
         )
+
+    def wants_event(self, event: SecurityEvent) -> bool:
+        """True when the policy's ``events.record`` asks for ``event`` to be recorded."""
+        return self.records_all or event.verdict != "allow"
 
     def _endpoint(self, route: Route) -> _Endpoint:
         if self.mode is Mode.OFF:

@@ -76,8 +76,7 @@ class AdapterCore:
     def record(self, tx: Transaction, status: int | None) -> SecurityEvent:
         """Finish ``tx`` and emit its event as ``events.record`` asks."""
         event = tx.finish(status=status)
-        wanted = tx.engine.policy.events.record == "all" or event.verdict != "allow"
-        if wanted:
+        if tx.engine.wants_event(event):
             self.sinks.emit(event)
         return event
 

@@ -309,9 +309,7 @@ class _Exchange(ResponseHandler):
         except Exception:
             log.exception("proxy: recording a request failed")
             return
-        if server.sinks is not None and (
-            event.verdict != "allow" or self.engine.policy.events.record == "all"
-        ):
+        if server.sinks is not None and self.engine.wants_event(event):
             try:
                 server.sinks.emit(event)
             except Exception:
@@ -606,7 +604,7 @@ class _ClientConnection(asyncio.Protocol):
             b'"[' + self.peer_bytes + b']"' if ":" in self.peer else self.peer_bytes
         )
         self.server.connections.add(self)
-        self._set_deadline(self.server.timeouts.header_read, "header")
+        self._set_deadline(self.server.header_timeout, "header")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
@@ -674,7 +672,7 @@ class _ClientConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.current = _Exchange(self, self.server.holder.engine)
         self.head_seen = 0
-        self._set_deadline(self.server.timeouts.header_read, "header")
+        self._set_deadline(self.server.header_timeout, "header")
 
     def on_url(self, url: bytes) -> None:
         current = self.current
@@ -787,7 +785,7 @@ class _ClientConnection(asyncio.Protocol):
             verdict = tx.request_headers()
             if verdict is not None and verdict.interrupts:
                 self._stop(None)  # answer now, without reading (or inviting) the body
-        self._set_deadline(self.server.timeouts.body_read, "body")
+        self._set_deadline(self.server.body_timeout, "body")
         if self.idle and expects_continue:
             self.write(_CONTINUE)
 
@@ -856,7 +854,7 @@ class _ClientConnection(asyncio.Protocol):
                 self.reading_paused = False
                 self.transport.resume_reading()
             if self.current is None:
-                self._set_deadline(self.server.timeouts.idle, "idle")
+                self._set_deadline(self.server.idle_timeout, "idle")
 
     def exchange_finished(self, keep: bool) -> None:
         """The active exchange has answered: close, or go on with the next request."""
@@ -959,6 +957,10 @@ class ProxyServer:
         settings = holder.engine.policy.server
         self.listen = listen or settings.listen
         self.timeouts = settings.timeouts
+        # read on every request: plain attributes, not the policy model's
+        self.header_timeout: Final = self.timeouts.header_read
+        self.body_timeout: Final = self.timeouts.body_read
+        self.idle_timeout: Final = self.timeouts.idle
         self.tls = settings.tls
         self.scheme = "https" if self.tls is not None else "http"
         self.scheme_bytes = self.scheme.encode()

@@ -263,6 +263,9 @@ class UpstreamPool:
 
     def __init__(self, upstream: Upstream, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = upstream
+        # read on every request: plain attributes, not the policy model's
+        self._idle_timeout: Final = upstream.idle_timeout
+        self._pool_size: Final = upstream.pool_size
         self._clock = clock
         # Any: its fields are None when absent, whatever the stubs say (compiled code checks)
         url: Any = httptools.parse_url(upstream.url.encode("latin-1"))
@@ -316,7 +319,7 @@ class UpstreamPool:
         on the left.
         """
         idle = self._idle
-        oldest_allowed = self._clock() - self.config.idle_timeout
+        oldest_allowed = self._clock() - self._idle_timeout
         while idle and idle[0].idle_since < oldest_allowed:
             idle.popleft().close()
         while idle:
@@ -326,7 +329,7 @@ class UpstreamPool:
         return None
 
     def _release(self, conn: UpstreamConnection) -> None:
-        if self._closed or conn.closed or len(self._idle) >= self.config.pool_size:
+        if self._closed or conn.closed or len(self._idle) >= self._pool_size:
             conn.close()
         else:
             conn.idle_since = self._clock()
