@@ -31,11 +31,7 @@ from apishield.normalize import (
     request_head_inputs,
 )
 from apishield.policy import Limits
-
-try:
-    from apishield import _speedups as speedups
-except ImportError:  # a plain-Python build
-    speedups = None  # type: ignore[assignment]
+from tests.support.speedups import needs_c, speedups
 
 LIMITS = Limits()
 
@@ -530,7 +526,7 @@ def test_plain_text_in_c_and_in_python_agree(text: str, stops: str, plain: bool)
         assert speedups.plain_text(text, stops) is plain
 
 
-@pytest.mark.skipif(speedups is None, reason="built without the C module")
+@needs_c
 def test_plain_text_in_c_checks_its_arguments() -> None:
     with pytest.raises(TypeError):
         speedups.plain_text("x", "\u00e9")  # the stops must be ASCII
@@ -554,7 +550,7 @@ def test_split_pairs_in_c_and_in_python_agree(text: str, flat: list[str]) -> Non
         assert speedups.split_pairs(text) == flat
 
 
-@pytest.mark.skipif(speedups is None, reason="built without the C module")
+@needs_c
 def test_split_pairs_in_c_leaves_other_texts_to_python() -> None:
     assert speedups.split_pairs("caf\u00e9=1") is None
     with pytest.raises(TypeError):

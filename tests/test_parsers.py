@@ -22,11 +22,9 @@ from apishield.parsers import (
     walked_plain_json_texts,
 )
 from apishield.policy import Limits
+from tests.support.speedups import speedups
 
-try:
-    from apishield._speedups import plain_texts
-except ImportError:  # a plain-Python build
-    plain_texts = None
+plain_texts = speedups.plain_texts if speedups is not None else None
 
 LIMITS = Limits()
 Row = tuple[Source, str, str, str]

@@ -17,13 +17,7 @@ from apishield.rawheaders import (
     find_headers,
     header_lines,
 )
-
-try:
-    from apishield import _speedups as speedups
-except ImportError:  # a plain-Python build
-    speedups = None  # type: ignore[assignment]
-
-needs_c = pytest.mark.skipif(speedups is None, reason="built without the C module")
+from tests.support.speedups import needs_c, speedups
 
 FIND: list[Callable[..., Any]] = [_find_headers_in_python, find_headers]
 LINES: list[Callable[..., Any]] = [_header_lines_in_python, header_lines]

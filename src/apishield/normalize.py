@@ -53,6 +53,7 @@ from typing import Final
 from apishield.findings import Location, Source
 from apishield.http import Request
 from apishield.inputs import InputRejected, InputValue
+from apishield.native import SPEEDUPS
 from apishield.policy import Limits
 
 MAX_DECODE_ROUNDS: Final = 5
@@ -352,17 +353,11 @@ def _plain_text_in_python(text: str, stops: str) -> bool:
     return all(stop not in text for stop in stops)
 
 
-def _plain_text_scanner() -> Callable[[str, str], bool]:
-    """The C form of :func:`_plain_text_in_python` when the build has it (one pass
-    instead of a method call and a search per character)."""
-    try:
-        from apishield._speedups import plain_text  # noqa: PLC0415 - optional C module
-    except ImportError:
-        return _plain_text_in_python
-    return plain_text
-
-
-_plain_text: Final = _plain_text_scanner()
+# The C form when the build has it: one pass instead of a method call and a search
+# per character.
+_plain_text: Final[Callable[[str, str], bool]] = (
+    _plain_text_in_python if SPEEDUPS is None else SPEEDUPS.plain_text
+)
 
 # What keeps a text from being its own canonical form (see the module docstring):
 _DECODING_STOPS: Final = "%\\\x00"  # percent-encoding, backslash escapes, NUL
@@ -512,17 +507,11 @@ def _split_pairs_in_python(text: str) -> list[str]:
     return flat
 
 
-def _pair_splitter() -> Callable[[str], list[str] | None]:
-    """The C form of :func:`_split_pairs_in_python` when the build has it: for ASCII
-    texts (else None), its texts from a cache of recurring ones, hashed once."""
-    try:
-        from apishield._speedups import split_pairs  # noqa: PLC0415 - optional C module
-    except ImportError:
-        return _split_pairs_in_python
-    return split_pairs
-
-
-_split_pairs: Final = _pair_splitter()
+# The C form when the build has it: for ASCII texts (else None), its texts from a
+# cache of recurring ones, hashed once.
+_split_pairs: Final[Callable[[str], list[str] | None]] = (
+    _split_pairs_in_python if SPEEDUPS is None else SPEEDUPS.split_pairs
+)
 
 
 def count_parameters(text: str) -> int:

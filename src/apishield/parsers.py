@@ -53,6 +53,7 @@ import orjson
 
 from apishield.findings import Location, Source
 from apishield.inputs import InputRejected, InputValue
+from apishield.native import SPEEDUPS
 from apishield.normalize import (
     Locations,
     canonical,
@@ -634,16 +635,10 @@ def _parse_xml(body: bytes, charset: str | None, limits: Limits) -> list[InputVa
 _PlainJsonScanner = Callable[[bytes, int, int], "list[str] | None"]
 
 
-def _plain_json_scanner() -> _PlainJsonScanner | None:
-    """The C scanner of plain JSON bodies, when the build has it."""
-    try:
-        from apishield._speedups import plain_texts  # noqa: PLC0415 - optional C module
-    except ImportError:
-        return None
-    return plain_texts
-
-
-_scan_plain_json: Final = _plain_json_scanner()
+# The C scanner of plain JSON bodies, when the build has it.
+_scan_plain_json: Final[_PlainJsonScanner | None] = (
+    None if SPEEDUPS is None else SPEEDUPS.plain_texts
+)
 
 
 def plain_json_texts(body: bytes, content_type: str | None, limits: Limits) -> list[str] | None:

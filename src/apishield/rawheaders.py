@@ -12,8 +12,9 @@ spelling, whatever case the header arrived in.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from types import ModuleType
 from typing import Final
+
+from apishield.native import SPEEDUPS
 
 RawHeaders = list[tuple[bytes, bytes]]
 
@@ -48,29 +49,19 @@ def _decode_headers_in_python(headers: Iterable[tuple[bytes, bytes]]) -> list[tu
     return decoded
 
 
-def _c_module() -> ModuleType | None:
-    try:
-        from apishield import _speedups  # noqa: PLC0415 - optional C module
-    except ImportError:
-        return None
-    return _speedups
-
-
-_C: Final = _c_module()
-
 find_headers: Final[Callable[[RawHeaders, tuple[bytes, ...]], RawHeaders]] = (
-    _find_headers_in_python if _C is None else _C.find_headers
+    _find_headers_in_python if SPEEDUPS is None else SPEEDUPS.find_headers
 )
 """The ``(name, value)`` of every header named in ``names``, in order."""
 
 header_lines: Final[Callable[[RawHeaders, tuple[bytes, ...]], tuple[bytes, RawHeaders]]] = (
-    _header_lines_in_python if _C is None else _C.header_lines
+    _header_lines_in_python if SPEEDUPS is None else SPEEDUPS.header_lines
 )
 """``b"name: value\\r\\n"`` for every header not named in ``drop``, joined; and the
 ``(name, value)`` of those that are, in order."""
 
 decode_headers: Final[Callable[[Iterable[tuple[bytes, bytes]]], list[tuple[str, str]]]] = (
-    _decode_headers_in_python if _C is None else _C.decode_headers
+    _decode_headers_in_python if SPEEDUPS is None else SPEEDUPS.decode_headers
 )
 """The pairs as latin-1 text, as HTTP/1.1 allows (short ASCII texts come from the C
 module's cache of recurring texts: the same ``str``, its hash computed once)."""
