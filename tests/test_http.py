@@ -45,4 +45,6 @@ def test_lower_case_names_are_remembered_and_stay_bounded() -> None:
     for index in range(2000):  # invented names fill it: it starts over
         assert lower_name(f"X-N{index}") == f"x-n{index}"
     assert len(http._LOWER_NAMES) <= http._MAX_LOWER_NAMES
+    long_name = "X-" + "N" * 100
+    assert lower_name(long_name) == long_name.lower() and long_name not in http._LOWER_NAMES
     assert lower_name("X-Request-ID") == "x-request-id"

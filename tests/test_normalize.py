@@ -505,6 +505,9 @@ def test_locations_are_shared_by_name_and_stay_bounded() -> None:
     assert again is not first
     assert (again.source, again.name) == (Source.QUERY, "id")
     assert again is locations.at("id")  # and learns the names that follow
+    long_name = "n" * (Locations.MAX_NAME_CHARS + 1)
+    assert locations.at(long_name) == locations.at(long_name)
+    assert locations.at(long_name) is not locations.at(long_name)  # not remembered
 
 
 @pytest.mark.parametrize(

@@ -143,6 +143,34 @@ def test_get_and_post_are_forwarded_byte_for_byte(loop_thread: LoopThread, upstr
         assert headers["forwarded"].startswith("for=127.0.0.1;proto=http;host=")
 
 
+def test_forwarding_headers_follow_each_request_on_a_connection(
+    loop_thread: LoopThread, upstream: str
+) -> None:
+    """The forwarding lines are kept per connection for the last Host: a request to
+    another Host, or with a Forwarded header of its own, gets its own."""
+
+    def forwarding(client: httpx.Client, headers: dict[str, str]) -> tuple[str, str]:
+        echoed = decode_echo(client.get("/f", headers=headers).content)
+        seen = {k.lower(): v for k, v in echoed["headers"]}
+        return seen["x-forwarded-host"], seen["forwarded"]
+
+    with proxy_for(loop_thread, upstream) as base, httpx.Client(base_url=base) as client:
+        sent = [
+            {"host": "a.example"},
+            {"host": "a.example"},
+            {"host": "b.example"},
+            {"host": "b.example", "forwarded": "for=192.0.2.9"},
+            {"host": "b.example"},
+        ]
+        assert [forwarding(client, headers) for headers in sent] == [
+            ("a.example", 'for=127.0.0.1;proto=http;host="a.example"'),
+            ("a.example", 'for=127.0.0.1;proto=http;host="a.example"'),
+            ("b.example", 'for=127.0.0.1;proto=http;host="b.example"'),
+            ("b.example", 'for=192.0.2.9, for=127.0.0.1;proto=http;host="b.example"'),
+            ("b.example", 'for=127.0.0.1;proto=http;host="b.example"'),
+        ]
+
+
 def test_routes_choose_their_upstream(loop_thread: LoopThread, upstream: str) -> None:
     overrides = {
         "upstreams": {"default": {"url": upstream}, "reports": {"url": upstream + "/reports-api"}},

@@ -14,11 +14,15 @@ from apishield.rawheaders import decode_headers
 
 _LOWER_NAMES: Final[dict[str, str]] = {}
 _MAX_LOWER_NAMES: Final = 1024
+_REMEMBERED_NAME_CHARS: Final = 64
 
 
 def lower_name(name: str) -> str:
     """``name.lower()``, remembered: a header name recurs (as the same string, with its
-    hash, when the C module decoded it), and so does its lower-case form."""
+    hash, when the C module decoded it), and so does its lower-case form. Up to
+    1,024 names of up to 64 characters (then it starts over): a bounded memory."""
+    if len(name) > _REMEMBERED_NAME_CHARS:
+        return name.lower()
     lower = _LOWER_NAMES.get(name)
     if lower is None:
         lower = name.lower()

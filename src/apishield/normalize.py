@@ -444,9 +444,11 @@ def decode_path(path: str) -> str:
 class Locations:
     """``name → Location(source, name)``, remembered: values from one place share a
     Location. Past :attr:`MAX_NAMES` names (hostile traffic inventing them) it starts
-    over, so it stays bounded and learns the names of the traffic that follows."""
+    over, so it stays bounded and learns the names of the traffic that follows; names
+    longer than :attr:`MAX_NAME_CHARS` get a Location of their own each time."""
 
     MAX_NAMES: Final = 2048
+    MAX_NAME_CHARS: Final = 256
 
     def __init__(self, source: Source) -> None:
         self.source = source
@@ -457,6 +459,8 @@ class Locations:
         location = self._known.get(name)
         if location is None:
             location = Location(self.source, name)
+            if len(name) > self.MAX_NAME_CHARS:
+                return location
             if len(self._known) >= self.MAX_NAMES:
                 self._known.clear()
             self._known[name] = location
@@ -624,7 +628,7 @@ class _HeaderInputs:
 
 
 _UNKNOWN: Final = InputValue(Location(Source.HEADER, ""), "", "")  # not yet remembered
-# For headers of up to REMEMBERED_TEXT_CHARS
+# For headers of up to REMEMBERED_TEXT_CHARS, name and value together
 _remembered_header_inputs: Final = _HeaderInputs()
 
 
@@ -637,7 +641,7 @@ def _header_inputs(request: Request, limits: Limits) -> tuple[list[InputValue], 
         size += len(name) + len(value) + 4
         found = (
             _remembered_header_inputs.of(name, value)
-            if len(value) <= REMEMBERED_TEXT_CHARS
+            if len(name) + len(value) <= REMEMBERED_TEXT_CHARS
             else _header_input(name, value)
         )
         if found is _COOKIE_HEADER:
