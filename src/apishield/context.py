@@ -33,6 +33,7 @@ from typing import Final
 
 from apishield.findings import Source
 from apishield.inputs import InputValue
+from apishield.memo import remember
 from apishield.policy import Learning, ParameterContext
 from apishield.routes import compile_template
 
@@ -171,9 +172,7 @@ class ParameterLearner:
             return (host, method, route)
         template = self._templates.get(path)
         if template is None:
-            if len(self._templates) >= _TEMPLATE_CACHE:
-                self._templates.clear()
-            template = self._templates[path] = guess_template(path)
+            template = remember(self._templates, path, guess_template(path), _TEMPLATE_CACHE)
         return (host, method, template)
 
     def learned_at(self, endpoint: Endpoint) -> dict[tuple[Source, str], Kind]:

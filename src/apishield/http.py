@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
+from apishield.memo import remember
 from apishield.rawheaders import decode_headers
 
 _LOWER_NAMES: Final[dict[str, str]] = {}
@@ -25,10 +26,7 @@ def lower_name(name: str) -> str:
         return name.lower()
     lower = _LOWER_NAMES.get(name)
     if lower is None:
-        lower = name.lower()
-        if len(_LOWER_NAMES) >= _MAX_LOWER_NAMES:
-            _LOWER_NAMES.clear()
-        _LOWER_NAMES[name] = lower
+        lower = remember(_LOWER_NAMES, name, name.lower(), _MAX_LOWER_NAMES)
     return lower
 
 

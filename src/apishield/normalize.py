@@ -53,6 +53,7 @@ from typing import Final
 from apishield.findings import Location, Source
 from apishield.http import Request
 from apishield.inputs import InputRejected, InputValue
+from apishield.memo import remember
 from apishield.native import SPEEDUPS
 from apishield.policy import Limits
 
@@ -459,11 +460,8 @@ class Locations:
         location = self._known.get(name)
         if location is None:
             location = Location(self.source, name)
-            if len(name) > self.MAX_NAME_CHARS:
-                return location
-            if len(self._known) >= self.MAX_NAMES:
-                self._known.clear()
-            self._known[name] = location
+            if len(name) <= self.MAX_NAME_CHARS:
+                remember(self._known, name, location, self.MAX_NAMES)
         return location
 
 

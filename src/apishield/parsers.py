@@ -53,6 +53,7 @@ import orjson
 
 from apishield.findings import Location, Source
 from apishield.inputs import InputRejected, InputValue
+from apishield.memo import remember
 from apishield.native import SPEEDUPS
 from apishield.normalize import (
     Locations,
@@ -121,10 +122,7 @@ def _content_type(value: str | None, limits: Limits) -> tuple[str, dict[str, str
         parsed = parse_header_parameters(value)
     except ValueError as exc:
         raise _malformed("parse.content_type", f"Content-Type is ambiguous: {exc}", limits) from exc
-    if len(_content_types) >= _CONTENT_TYPES_REMEMBERED:
-        _content_types.clear()  # invented values: start over, stay bounded
-    _content_types[value] = parsed
-    return parsed
+    return remember(_content_types, value, parsed, _CONTENT_TYPES_REMEMBERED)
 
 
 def _is_json(media: str) -> bool:
